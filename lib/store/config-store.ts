@@ -1,0 +1,40 @@
+// The one interface every place broker-config.json can live in implements. The refresh engine knows only this.
+import type { BrokerConfig } from '../config.ts';
+
+export interface StoredConfig {
+  config: BrokerConfig;
+  /** Opaque version for compare-and-swap: an mtime+hash for files, the ETag for S3, the VersionId for Secrets Manager. */
+  version: string;
+}
+
+/** Tokens Kite issued that could not be written to the document; kept so the next run can store them. */
+export interface RescuedTokens {
+  access_token: string;
+  refresh_token?: string | undefined;
+  user_id?: string | undefined;
+  /** ISO-8601 with +05:30. */
+  access_token_expires_at: string;
+  /** ISO-8601 instant Kite issued the token. */
+  issued_at: string;
+}
+
+export interface ConfigStore {
+  /** Where the document lives, for logs and errors (never a secret). e.g. "s3://bucket/key". */
+  readonly location: string;
+
+  /** Reads and validates the document. Throws NotFoundError, ConfigError (malformed) or StoreError. */
+  read(): Promise<StoredConfig>;
+
+  /**
+   * Writes the document if it still has `expectedVersion` (null: only if it does not exist yet).
+   * Returns the new version. Throws ConflictError when the document changed meanwhile; StoreError otherwise.
+   */
+  write(config: BrokerConfig, expectedVersion: string | null): Promise<string>;
+
+  /** Keeps tokens a failed final write would otherwise lose, beside the document. Best effort; throws StoreError. */
+  saveRescue(tokens: RescuedTokens): Promise<void>;
+  /** The rescued tokens, or null when there are none. */
+  loadRescue(): Promise<RescuedTokens | null>;
+  /** Removes rescued tokens once they are stored in the document. */
+  clearRescue(): Promise<void>;
+}
