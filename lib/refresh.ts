@@ -1,0 +1,437 @@
+// The refresh engine: read → decide → take the lease → renew with Kite → write back with compare-and-swap.
+// It knows stores only through ConfigStore, so the same code runs against a file, S3 or Secrets Manager.
+import { createHash, randomUUID } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, readFile, unlink } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type BrokerConfig, hasRefreshToken } from './config.ts';
+import { ConflictError, KiteApiError, LoginRequiredError, StoreError } from './errors.ts';
+import {
+  type DueReason,
+  formatIst,
+  nextExpiry,
+  parseKiteLoginTime,
+  parseStoredInstant,
+  refreshDue,
+  toIsoIst,
+} from './expiry.ts';
+import { type Log, silentLog } from './log.ts';
+import { maskToken } from './mask.ts';
+import type { ConfigStore, RescuedTokens } from './store/config-store.ts';
+
+/** What the engine needs from a Kite session: KiteClient's session type fits. */
+export interface RenewedSession {
+  userId: string;
+  accessToken: string;
+  refreshToken: string;
+  loginTime?: string | undefined;
+}
+
+/** What the engine needs from Kite: KiteClient fits. */
+export interface TokenRenewer {
+  renewAccessToken(refreshToken: string): Promise<RenewedSession>;
+}
+
+export interface RefreshDeps {
+  store: ConfigStore;
+  /** Builds a Kite client for this config (api_key and base_url come from it). */
+  kite: (config: BrokerConfig) => TokenRenewer;
+  log?: Log;
+  now?: () => Date;
+  /** Renew when less than this remains. Default 2 h. */
+  windowMs?: number;
+  /** Identifies this refresher in the lease. Default host:pid:random. */
+  owner?: string;
+  /** How long a lease protects a renewal in progress. Must outlast Kite's retry budget plus the write. */
+  leaseTtlMs?: number;
+  /** How long to wait for another refresher's lease before giving up. */
+  leaseWaitMs?: number;
+  /** How often a waiting refresher re-reads the document. */
+  pollMs?: number;
+  /** Retries of the final write; a token Kite issued is worth waiting for. */
+  writeRetry?: { attempts?: number; baseDelayMs?: number; budgetMs?: number };
+  /** Folder for the local copy of tokens a failed write could not store. Default: the OS temp folder. */
+  rescueDir?: string;
+}
+
+export interface RefreshRequest {
+  /** Renew even if the token is not due. */
+  force?: boolean;
+  /** The access token a caller saw Kite reject (401/403). */
+  failedAccessToken?: string;
+}
+
+interface TokenOutcome {
+  status: 'fresh' | 'refreshed' | 'already_fresh';
+  accessToken: string;
+  expiresAt: Date | undefined;
+  userId: string | undefined;
+  /** Why a refresh was due (refreshed only). */
+  reason?: DueReason;
+  config: BrokerConfig;
+}
+
+interface LoginOutcome {
+  status: 'login_required';
+  reason: LoginRequiredError['reason'];
+  config: BrokerConfig;
+}
+
+export type RefreshOutcome = (TokenOutcome | LoginOutcome) & {
+  /** Requests that reached Kite's renew endpoint (0 or 1). */
+  kiteCalls: number;
+  /** Wall time of the Kite renewal, when there was one. */
+  kiteMs?: number;
+};
+
+/** The token was renewed but could not be stored; it is kept where `kept` says and the next run stores it. */
+export class TokenNotStoredError extends Error {
+  override name = 'TokenNotStoredError';
+  readonly kept: string[];
+  constructor(message: string, options: { kept: string[]; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.kept = options.kept;
+  }
+}
+
+/** Another refresher held the lease for longer than this one could wait. */
+export class RefreshBusyError extends Error {
+  override name = 'RefreshBusyError';
+}
+
+const DEFAULTS = {
+  leaseTtlMs: 30_000,
+  leaseWaitMs: 20_000,
+  pollMs: 50,
+  writeAttempts: 6,
+  writeBaseDelayMs: 200,
+  writeBudgetMs: 15_000,
+};
+
+function withoutLease(config: BrokerConfig): BrokerConfig {
+  const { refresh_lease: _lease, ...rest } = config;
+  return rest as BrokerConfig;
+}
+
+function tokenFields(tokens: RescuedTokens, previous: BrokerConfig): Partial<BrokerConfig> {
+  return {
+    api_secret: tokens.access_token,
+    // Kite answers "" to apps it issues no refresh token to; keep the one the config has then.
+    refresh_token: tokens.refresh_token || previous.refresh_token,
+    access_token_expires_at: tokens.access_token_expires_at,
+    refreshed_at: tokens.issued_at,
+    ...(tokens.user_id ? { user_id: tokens.user_id } : {}),
+  };
+}
+
+function expiryOf(config: BrokerConfig): Date | undefined {
+  return parseStoredInstant(config.access_token_expires_at, 'access_token_expires_at');
+}
+
+/** The local file that keeps tokens a failed store write would otherwise lose (0600, one per config location). */
+export function localRescuePath(location: string, dir = tmpdir()): string {
+  const id = createHash('sha256').update(location).digest('hex').slice(0, 16);
+  return join(dir, `kite-token-rescue-${id}.json`);
+}
+
+async function saveLocalRescue(path: string, tokens: RescuedTokens): Promise<void> {
+  await unlink(path).catch(() => {});
+  const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  try {
+    await handle.writeFile(`${JSON.stringify(tokens)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function loadLocalRescue(path: string): Promise<RescuedTokens | null> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as RescuedTokens;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Keeps the config's access token fresh. Returns what happened; throws LoginRequiredError when Kite rejects the
+ * refresh token, TokenNotStoredError when a renewed token could not be written (it is kept for the next run),
+ * RefreshBusyError when another refresher's lease outlasted the wait, and the Kite or store error otherwise.
+ */
+export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = {}): Promise<RefreshOutcome> {
+  const log = deps.log ?? silentLog;
+  const now = deps.now ?? (() => new Date());
+  const owner = deps.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  const leaseTtlMs = deps.leaseTtlMs ?? DEFAULTS.leaseTtlMs;
+  const leaseWaitMs = deps.leaseWaitMs ?? DEFAULTS.leaseWaitMs;
+  const pollMs = deps.pollMs ?? DEFAULTS.pollMs;
+  const rescuePath = localRescuePath(deps.store.location, deps.rescueDir);
+  const started = Date.now();
+  let firstSeenToken: string | undefined;
+  let announced = false;
+
+  for (let round = 0; ; round++) {
+    const { config, version } = await deps.store.read();
+    const expiresAt = expiryOf(config);
+    firstSeenToken ??= config.api_secret;
+    const byClock = refreshDue({ accessToken: config.api_secret, expiresAt, now: now(), windowMs: deps.windowMs });
+    const tokenOutcome = (status: TokenOutcome['status'], reason?: DueReason): RefreshOutcome => ({
+      status,
+      accessToken: config.api_secret,
+      expiresAt,
+      userId: config.user_id,
+      config,
+      kiteCalls: 0,
+      ...(reason ? { reason } : {}),
+    });
+
+    // Someone else renewed while this refresher waited, or the caller's rejected token is already replaced.
+    if (!byClock.due && round > 0 && config.api_secret !== firstSeenToken) return tokenOutcome('already_fresh');
+    const rejected = request.failedAccessToken !== undefined && request.failedAccessToken === config.api_secret;
+    if (!byClock.due && request.failedAccessToken !== undefined && !rejected) return tokenOutcome('already_fresh');
+
+    const decision = refreshDue({
+      accessToken: config.api_secret,
+      expiresAt,
+      now: now(),
+      windowMs: deps.windowMs,
+      rejected,
+      force: request.force === true && config.api_secret === firstSeenToken,
+    });
+    if (!decision.due) return tokenOutcome('fresh');
+
+    // Tokens a failed write kept on this machine go in before anything asks Kite again.
+    const local = await loadLocalRescue(rescuePath);
+    if (local && local.access_token !== config.api_secret && Date.parse(local.access_token_expires_at) > now().getTime()) {
+      const stored = await storeRescued(deps, config, version, local, log);
+      if (stored) {
+        await unlink(rescuePath).catch(() => {});
+        return stored;
+      }
+      continue;
+    }
+
+    if (!hasRefreshToken(config)) {
+      log.warn('⚠️  No refresh token configured', {
+        location: deps.store.location,
+        reason: 'a daily Kite login is needed (Kite issues refresh tokens only to exchange-approved platforms)',
+      });
+      return { status: 'login_required', reason: 'no_refresh_token', config, kiteCalls: 0 };
+    }
+
+    const lease = config.refresh_lease;
+    if (lease && lease.owner !== owner && Date.parse(lease.until) > now().getTime()) {
+      if (Date.now() - started > leaseWaitMs) {
+        throw new RefreshBusyError(
+          `another refresher (${lease.owner}) holds the refresh lease on ${deps.store.location} until ${lease.until}`,
+        );
+      }
+      await sleep(pollMs * (0.5 + Math.random()));
+      continue;
+    }
+
+    if (!announced) {
+      log.info('🔄 Refreshing Kite access token...', { location: deps.store.location, reason: decision.reason });
+      announced = true;
+    }
+    const leased: BrokerConfig = {
+      ...config,
+      refresh_lease: { owner, until: new Date(now().getTime() + leaseTtlMs).toISOString() },
+    };
+    let leaseVersion: string;
+    try {
+      leaseVersion = await deps.store.write(leased, version);
+    } catch (e: unknown) {
+      if (e instanceof ConflictError) continue;
+      throw e;
+    }
+
+    const kiteStarted = Date.now();
+    let session: RenewedSession;
+    try {
+      session = await deps.kite(config).renewAccessToken(config.refresh_token ?? '');
+    } catch (e: unknown) {
+      await releaseLease(deps.store, leased, leaseVersion);
+      const kiteMs = Date.now() - kiteStarted;
+      if (e instanceof KiteApiError && e.status === 403) {
+        // A refresh token Kite rotated during a write that failed is kept in the store's rescue slot.
+        const recovered = await recoverFromStoreRescue(deps, config, log);
+        if (recovered) return { ...recovered, kiteCalls: 1, kiteMs };
+      }
+      logFailure(log, e);
+      if (e instanceof KiteApiError && e.status === 403) {
+        throw new LoginRequiredError(
+          `Kite rejected the refresh token (403 ${e.errorType}: ${e.message}); log in again to get a new one`,
+          { reason: 'refresh_token_rejected', cause: e },
+        );
+      }
+      throw e;
+    }
+    const kiteMs = Date.now() - kiteStarted;
+    const issuedAt = now();
+    const tokens: RescuedTokens = {
+      access_token: session.accessToken,
+      refresh_token: session.refreshToken,
+      user_id: session.userId,
+      access_token_expires_at: toIsoIst(nextExpiry(parseKiteLoginTime(session.loginTime) ?? issuedAt)),
+      issued_at: toIsoIst(issuedAt),
+    };
+    const written = await writeTokens(deps, leased, leaseVersion, tokens, owner, rescuePath, log);
+    log.info('✅ Token refreshed successfully', {
+      oldToken: maskToken(config.api_secret),
+      newToken: maskToken(written.api_secret),
+      expiresAt: formatIst(new Date(tokens.access_token_expires_at)),
+      userId: written.user_id,
+    });
+    return {
+      status: 'refreshed',
+      accessToken: written.api_secret,
+      expiresAt: expiryOf(written),
+      userId: written.user_id,
+      reason: decision.reason,
+      config: written,
+      kiteCalls: 1,
+      kiteMs,
+    };
+  }
+}
+
+function logFailure(log: Log, e: unknown): void {
+  if (e instanceof KiteApiError) {
+    log.error('❌ Token refresh failed', { status: e.status, errorType: e.errorType, kiteMessage: e.message });
+  } else {
+    log.error('❌ Token refresh failed', { error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
+  }
+}
+
+/** Gives the lease back so the next refresher need not wait for it to expire. Best effort: it expires anyway. */
+async function releaseLease(store: ConfigStore, leased: BrokerConfig, leaseVersion: string): Promise<void> {
+  try {
+    await store.write(withoutLease(leased), leaseVersion);
+  } catch {
+    // The lease times out on its own; the original error matters more.
+  }
+}
+
+/** Writes rescued tokens into the document. Returns the outcome, or undefined when the document moved meanwhile. */
+async function storeRescued(
+  deps: RefreshDeps,
+  config: BrokerConfig,
+  version: string,
+  tokens: RescuedTokens,
+  log: Log,
+): Promise<RefreshOutcome | undefined> {
+  const updated = { ...withoutLease(config), ...tokenFields(tokens, config) } as BrokerConfig;
+  try {
+    await deps.store.write(updated, version);
+  } catch (e: unknown) {
+    if (e instanceof ConflictError) return undefined;
+    throw e;
+  }
+  log.info('✅ Token refreshed successfully', {
+    oldToken: maskToken(config.api_secret),
+    newToken: maskToken(updated.api_secret),
+    expiresAt: formatIst(new Date(tokens.access_token_expires_at)),
+    reason: 'stored tokens kept from an earlier run whose write failed',
+  });
+  return {
+    status: 'refreshed',
+    accessToken: updated.api_secret,
+    expiresAt: expiryOf(updated),
+    userId: updated.user_id,
+    config: updated,
+    kiteCalls: 0,
+  };
+}
+
+async function recoverFromStoreRescue(
+  deps: RefreshDeps,
+  config: BrokerConfig,
+  log: Log,
+): Promise<RefreshOutcome | undefined> {
+  const rescued = await deps.store.loadRescue().catch(() => null);
+  if (!rescued || rescued.refresh_token === config.refresh_token) return undefined;
+  const fresh = await deps.store.read();
+  const outcome = await storeRescued(deps, fresh.config, fresh.version, rescued, log);
+  if (outcome) await deps.store.clearRescue().catch(() => {});
+  return outcome;
+}
+
+/**
+ * The final write. Retries transient failures with backoff; on a conflict, re-reads and re-applies the tokens
+ * (unless a newer token is already there). If it cannot store them, keeps them in the store's rescue slot and
+ * on local disk, then throws: no path returns success having dropped a token Kite issued.
+ */
+async function writeTokens(
+  deps: RefreshDeps,
+  leased: BrokerConfig,
+  leaseVersion: string,
+  tokens: RescuedTokens,
+  owner: string,
+  rescuePath: string,
+  log: Log,
+): Promise<BrokerConfig> {
+  const attempts = deps.writeRetry?.attempts ?? DEFAULTS.writeAttempts;
+  const baseDelayMs = deps.writeRetry?.baseDelayMs ?? DEFAULTS.writeBaseDelayMs;
+  const budgetMs = deps.writeRetry?.budgetMs ?? DEFAULTS.writeBudgetMs;
+  const started = Date.now();
+  let base = leased;
+  let version = leaseVersion;
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const updated = { ...withoutLease(base), ...tokenFields(tokens, base) } as BrokerConfig;
+    try {
+      await deps.store.write(updated, version);
+      return updated;
+    } catch (e: unknown) {
+      lastError = e;
+      if (e instanceof ConflictError) {
+        try {
+          const latest = await deps.store.read();
+          const theirs = latest.config.refreshed_at ? Date.parse(latest.config.refreshed_at) : 0;
+          if (latest.config.refresh_lease?.owner !== owner && theirs > Date.parse(tokens.issued_at)) {
+            // Our lease lapsed and a later refresher stored a newer token: that one stands.
+            return latest.config;
+          }
+          base = latest.config;
+          version = latest.version;
+          continue;
+        } catch (readError: unknown) {
+          lastError = readError;
+        }
+      } else if (!(e instanceof StoreError && e.retryable)) {
+        break;
+      }
+      const delay = Math.min(baseDelayMs * 2 ** (attempt - 1), 2_000) * (0.5 + Math.random() / 2);
+      if (Date.now() - started + delay > budgetMs) break;
+      await sleep(delay);
+    }
+  }
+
+  const kept: string[] = [];
+  try {
+    await saveLocalRescue(rescuePath, tokens);
+    kept.push(rescuePath);
+  } catch {
+    // Try the store's slot as well; one of the two is enough.
+  }
+  try {
+    await deps.store.saveRescue(tokens);
+    kept.push(`${deps.store.location} (rescue slot)`);
+  } catch {
+    // Reported below through `kept`.
+  }
+  const cause = lastError instanceof Error ? `${lastError.name}: ${lastError.message}` : String(lastError);
+  log.error('❌ Token refresh failed', {
+    reason: `Kite renewed the token but it could not be stored (${cause})`,
+    newToken: maskToken(tokens.access_token),
+    kept: kept.length > 0 ? kept : 'nowhere: copy the token from this machine now',
+  });
+  throw new TokenNotStoredError(
+    `Kite renewed the token but writing ${deps.store.location} failed (${cause}); ` +
+      (kept.length > 0 ? `the tokens are kept in ${kept.join(' and ')} and the next run stores them` : 'no copy could be kept'),
+    { kept, cause: lastError },
+  );
+}

@@ -1,0 +1,170 @@
+// broker-config.json on a local disk, with compare-and-swap and crash-safe writes.
+// The version is a hash of the bytes, so any change by anyone (this tool, an editor, the trading system) is seen.
+import { createHash, randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type BrokerConfig, parseConfig, serializeConfig } from '../config.ts';
+import { ConflictError, NotFoundError, StoreError } from '../errors.ts';
+import type { ConfigStore, RescuedTokens, StoredConfig } from './config-store.ts';
+
+const LOCK_STALE_MS = 10_000;
+const LOCK_WAIT_MS = 3_000;
+const TEMP_STALE_MS = 60_000;
+
+export interface FileStoreOptions {
+  path: string;
+  /** Test hook: runs after the temp file is written and synced, before it replaces the document. */
+  beforeRename?: () => void | Promise<void>;
+}
+
+function versionOf(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex').slice(0, 32);
+}
+
+function errnoCode(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
+}
+
+export class FileStore implements ConfigStore {
+  readonly location: string;
+  readonly path: string;
+  readonly #beforeRename: FileStoreOptions['beforeRename'];
+
+  constructor(options: FileStoreOptions) {
+    this.path = resolve(options.path);
+    this.location = this.path;
+    this.#beforeRename = options.beforeRename;
+  }
+
+  get rescuePath(): string {
+    return `${this.path}.rescue.json`;
+  }
+
+  async read(): Promise<StoredConfig> {
+    const bytes = await this.#readBytes(this.path);
+    if (bytes === undefined) throw new NotFoundError(`${this.location} does not exist`);
+    return { config: parseConfig(bytes.toString('utf8'), this.location), version: versionOf(bytes) };
+  }
+
+  async write(config: BrokerConfig, expectedVersion: string | null): Promise<string> {
+    const bytes = Buffer.from(serializeConfig(config), 'utf8');
+    return this.#withLock(async () => {
+      const current = await this.#readBytes(this.path);
+      const currentVersion = current === undefined ? null : versionOf(current);
+      if (currentVersion !== expectedVersion) {
+        throw new ConflictError(
+          expectedVersion === null
+            ? `${this.location} already exists`
+            : `${this.location} changed since it was read`,
+        );
+      }
+      await this.#atomicReplace(this.path, bytes);
+      return versionOf(bytes);
+    });
+  }
+
+  async saveRescue(tokens: RescuedTokens): Promise<void> {
+    await this.#atomicReplace(this.rescuePath, Buffer.from(`${JSON.stringify(tokens, null, 2)}\n`, 'utf8'));
+  }
+
+  async loadRescue(): Promise<RescuedTokens | null> {
+    const bytes = await this.#readBytes(this.rescuePath);
+    if (bytes === undefined) return null;
+    try {
+      return JSON.parse(bytes.toString('utf8')) as RescuedTokens;
+    } catch (e: unknown) {
+      throw new StoreError(`${this.rescuePath} is not valid JSON`, { retryable: false, cause: e });
+    }
+  }
+
+  async clearRescue(): Promise<void> {
+    await unlink(this.rescuePath).catch((e: unknown) => {
+      if (errnoCode(e) !== 'ENOENT') throw e;
+    });
+  }
+
+  async #readBytes(path: string): Promise<Buffer | undefined> {
+    try {
+      return await readFile(path);
+    } catch (e: unknown) {
+      if (errnoCode(e) === 'ENOENT') return undefined;
+      throw new StoreError(`cannot read ${path}: ${errnoCode(e) ?? 'I/O error'}`, { retryable: false, cause: e });
+    }
+  }
+
+  /**
+   * Temp file in the same folder (same file system, so rename is atomic), mode 0600, fsync, rename, fsync the
+   * folder. A crash at any point leaves either the old document or the new one, never half of one.
+   */
+  async #atomicReplace(path: string, bytes: Buffer): Promise<void> {
+    const dir = dirname(path);
+    const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      try {
+        await handle.writeFile(bytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await this.#beforeRename?.();
+      await rename(temp, path);
+    } catch (e: unknown) {
+      await unlink(temp).catch(() => {});
+      throw new StoreError(`cannot write ${path}: ${errnoCode(e) ?? 'I/O error'}`, { retryable: false, cause: e });
+    }
+    const dirHandle = await open(dir, constants.O_RDONLY).catch(() => undefined);
+    await dirHandle?.sync().catch(() => {});
+    await dirHandle?.close();
+    await this.#removeStaleTemps(dir, basename(path));
+  }
+
+  /** Temp files a killed writer left behind hold tokens: remove them once they are clearly abandoned. */
+  async #removeStaleTemps(dir: string, name: string): Promise<void> {
+    const prefix = `.${name}.`;
+    const entries = await readdir(dir).catch(() => [] as string[]);
+    for (const entry of entries) {
+      if (!entry.startsWith(prefix) || !entry.endsWith('.tmp')) continue;
+      const full = join(dir, entry);
+      const info = await stat(full).catch(() => undefined);
+      if (info && Date.now() - info.mtimeMs > TEMP_STALE_MS) await unlink(full).catch(() => {});
+    }
+  }
+
+  /** A lock file (O_EXCL) makes compare-then-rename one step across processes. A dead holder's lock goes stale. */
+  async #withLock<T>(fn: () => Promise<T>): Promise<T> {
+    const lockPath = `${this.path}.lock`;
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (;;) {
+      try {
+        const handle = await open(lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+        await handle.writeFile(`${process.pid}\n`);
+        await handle.close();
+        break;
+      } catch (e: unknown) {
+        if (errnoCode(e) !== 'EEXIST') {
+          throw new StoreError(`cannot lock ${this.path}: ${errnoCode(e) ?? 'I/O error'}`, {
+            retryable: false,
+            cause: e,
+          });
+        }
+        const info = await stat(lockPath).catch(() => undefined);
+        if (info && Date.now() - info.mtimeMs > LOCK_STALE_MS) {
+          await unlink(lockPath).catch(() => {});
+          continue;
+        }
+        if (Date.now() > deadline) {
+          throw new StoreError(`${this.path} is locked by another writer`, { retryable: true });
+        }
+        await sleep(5 + Math.random() * 20);
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await unlink(lockPath).catch(() => {});
+    }
+  }
+}
