@@ -27,6 +27,18 @@ function errnoCode(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
 }
 
+/** A lock whose writer process is gone (killed mid-write) can be taken at once. */
+async function lockHolderIsDead(lockPath: string): Promise<boolean> {
+  const pid = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e: unknown) {
+    return errnoCode(e) === 'ESRCH';
+  }
+}
+
 export class FileStore implements ConfigStore {
   readonly location: string;
   readonly path: string;
@@ -151,7 +163,7 @@ export class FileStore implements ConfigStore {
           });
         }
         const info = await stat(lockPath).catch(() => undefined);
-        if (info && Date.now() - info.mtimeMs > LOCK_STALE_MS) {
+        if ((info && Date.now() - info.mtimeMs > LOCK_STALE_MS) || (await lockHolderIsDead(lockPath))) {
           await unlink(lockPath).catch(() => {});
           continue;
         }
