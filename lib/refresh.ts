@@ -208,6 +208,7 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
       const stored = await storeRescued(deps, config, version, local, log);
       if (stored) {
         await unlink(rescuePath).catch(() => {});
+        await deps.store.clearRescue().catch(() => {});
         return stored;
       }
       continue;
