@@ -1,0 +1,309 @@
+// broker-config.json as one S3 object. Compare-and-swap uses S3 conditional writes (If-Match / If-None-Match on
+// PutObject) with the ETag as the version; warm reads revalidate with If-None-Match so unchanged documents cost no body.
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  PutObjectCommand,
+  type PutObjectCommandInput,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { type BrokerConfig, MAX_CONFIG_BYTES, parseConfig, serializeConfig } from '../config.ts';
+import { ConfigError, ConflictError, NotFoundError, StoreError } from '../errors.ts';
+import type { ConfigStore, RescuedTokens, StoredConfig } from './config-store.ts';
+
+export interface S3StoreOptions {
+  bucket: string;
+  key: string;
+  /** A ready client (tests, shared clients). Otherwise one is built from clientConfig with createS3Client. */
+  client?: S3Client;
+  clientConfig?: S3ClientConfig;
+  /** Encrypt with this KMS key (SSE-KMS) instead of S3-managed keys (SSE-S3). */
+  kmsKeyId?: string;
+  /** How often a PUT that S3 answered with 409 ConditionalRequestConflict is sent again, and the first pause. */
+  conflictRetry?: { attempts?: number; baseDelayMs?: number };
+}
+
+const DEFAULT_CONFLICT_ATTEMPTS = 4;
+const DEFAULT_CONFLICT_DELAY_MS = 40;
+
+const THROTTLING_CODES = new Set([
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+  'BandwidthLimitExceeded',
+  'ProvisionedThroughputExceededException',
+  'EC2ThrottledException',
+  'PriorRequestNotComplete',
+]);
+const TRANSIENT_CODES = new Set([
+  'InternalError',
+  'ServiceUnavailable',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'TimeoutError',
+  'OperationAborted',
+]);
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+]);
+
+interface ErrorFacts {
+  name: string;
+  status: number | undefined;
+  code: string | undefined;
+  throttling: boolean;
+}
+
+function factsOf(e: unknown): ErrorFacts {
+  if (typeof e !== 'object' || e === null)
+    return { name: String(e), status: undefined, code: undefined, throttling: false };
+  const record = e as {
+    name?: unknown;
+    code?: unknown;
+    Code?: unknown;
+    $metadata?: { httpStatusCode?: unknown };
+    $retryable?: { throttling?: unknown };
+  };
+  const status = record.$metadata?.httpStatusCode;
+  const code =
+    typeof record.code === 'string' ? record.code : typeof record.Code === 'string' ? record.Code : undefined;
+  return {
+    name: typeof record.name === 'string' ? record.name : 'Error',
+    status: typeof status === 'number' ? status : undefined,
+    code,
+    throttling: record.$retryable?.throttling === true,
+  };
+}
+
+function isRetryable(f: ErrorFacts): boolean {
+  if (f.throttling || THROTTLING_CODES.has(f.name) || TRANSIENT_CODES.has(f.name)) return true;
+  if (f.status !== undefined) return f.status === 429 || f.status >= 500;
+  // No HTTP answer at all: the request never reached S3 or the connection broke.
+  return (f.code !== undefined && NETWORK_CODES.has(f.code)) || f.name === 'AbortError';
+}
+
+/** "NoSuchKey (HTTP 404)": enough to act on, and never a body or a token. */
+function describe(f: ErrorFacts): string {
+  const what = f.code && f.name === 'Error' ? f.code : f.name;
+  return f.status === undefined ? what : `${what} (HTTP ${f.status})`;
+}
+
+/**
+ * An S3 client for the store. The SDK itself takes the endpoint from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL;
+ * what it does not do is switch to path-style addressing, which emulators and most S3-compatible servers need.
+ */
+export function createS3Client(config: S3ClientConfig = {}): S3Client {
+  const ignoreEnv = /^true$/i.test(process.env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS ?? '');
+  const envEndpoint = ignoreEnv ? undefined : process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL;
+  const customEndpoint = config.endpoint !== undefined || Boolean(envEndpoint);
+  return new S3Client({
+    ...(customEndpoint ? { forcePathStyle: true } : {}),
+    // Without timeouts a half-open connection would hold a Lambda until it is killed.
+    requestHandler: { connectionTimeout: 5_000, requestTimeout: 15_000 },
+    ...config,
+  });
+}
+
+export class S3Store implements ConfigStore {
+  readonly location: string;
+  readonly bucket: string;
+  readonly key: string;
+  readonly rescueKey: string;
+  readonly #client: S3Client;
+  readonly #kmsKeyId: string | undefined;
+  readonly #conflictAttempts: number;
+  readonly #conflictDelayMs: number;
+  /** The last document seen, so a warm read can ask S3 only whether it changed. */
+  #cache: { etag: string; text: string } | undefined;
+
+  constructor(options: S3StoreOptions) {
+    if (!options.bucket || !options.key)
+      throw new ConfigError('S3 store needs a bucket and a key', { field: 'bucket' });
+    this.bucket = options.bucket;
+    this.key = options.key;
+    this.rescueKey = `${options.key}.rescue.json`;
+    this.location = `s3://${options.bucket}/${options.key}`;
+    this.#client = options.client ?? createS3Client(options.clientConfig);
+    this.#kmsKeyId = options.kmsKeyId;
+    this.#conflictAttempts = Math.max(1, options.conflictRetry?.attempts ?? DEFAULT_CONFLICT_ATTEMPTS);
+    this.#conflictDelayMs = options.conflictRetry?.baseDelayMs ?? DEFAULT_CONFLICT_DELAY_MS;
+  }
+
+  async read(): Promise<StoredConfig> {
+    const cached = this.#cache;
+    let etag: string;
+    let text: string;
+    try {
+      const out = await this.#client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key,
+          ...(cached ? { IfNoneMatch: cached.etag } : {}),
+        }),
+      );
+      if (out.ETag === undefined)
+        throw new StoreError(`${this.location}: S3 returned no ETag`, { retryable: false });
+      if (out.ContentLength !== undefined && out.ContentLength > MAX_CONFIG_BYTES) {
+        (out.Body as { destroy?: () => void } | undefined)?.destroy?.();
+        throw new ConfigError(`${this.location}: broker config is larger than ${MAX_CONFIG_BYTES} bytes`, {
+          field: '(document)',
+        });
+      }
+      etag = out.ETag;
+      text = (await out.Body?.transformToString('utf8')) ?? '';
+    } catch (e: unknown) {
+      if (e instanceof StoreError || e instanceof ConfigError) throw e;
+      const f = factsOf(e);
+      if (cached && (f.status === 304 || f.name === 'NotModified')) {
+        return { config: parseConfig(cached.text, this.location), version: cached.etag };
+      }
+      if (f.name === 'NoSuchKey') {
+        this.#cache = undefined;
+        throw new NotFoundError(`${this.location} does not exist`);
+      }
+      throw this.#storeError('read', f, e);
+    }
+    this.#cache = undefined;
+    const config = parseConfig(text, this.location);
+    this.#cache = { etag, text };
+    return { config, version: etag };
+  }
+
+  async write(config: BrokerConfig, expectedVersion: string | null): Promise<string> {
+    const text = serializeConfig(config);
+    const input: PutObjectCommandInput = {
+      Bucket: this.bucket,
+      Key: this.key,
+      Body: text,
+      ContentType: 'application/json',
+      ...(expectedVersion === null ? { IfNoneMatch: '*' } : { IfMatch: expectedVersion }),
+      ...this.#encryption(),
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const out = await this.#client.send(new PutObjectCommand(input));
+        if (out.ETag === undefined)
+          throw new StoreError(`${this.location}: S3 returned no ETag`, { retryable: false });
+        this.#cache = { etag: out.ETag, text };
+        return out.ETag;
+      } catch (e: unknown) {
+        if (e instanceof StoreError) throw e;
+        const f = factsOf(e);
+        if (f.name === 'PreconditionFailed' || f.status === 412) {
+          throw new ConflictError(
+            expectedVersion === null
+              ? `${this.location} already exists`
+              : `${this.location} changed since it was read`,
+          );
+        }
+        // With If-Match, S3 answers 404 when the object is gone: it changed (was deleted) since it was read.
+        if (expectedVersion !== null && f.name === 'NoSuchKey') {
+          throw new ConflictError(`${this.location} was deleted since it was read`);
+        }
+        // S3 asks for the conditional write to be sent again; the SDK does not retry 409s on its own.
+        if (f.name === 'ConditionalRequestConflict' || f.status === 409) {
+          if (attempt < this.#conflictAttempts) {
+            const delay = this.#conflictDelayMs * 2 ** (attempt - 1);
+            await sleep(delay / 2 + Math.random() * (delay / 2));
+            continue;
+          }
+          throw new ConflictError(`${this.location} is being written by someone else`);
+        }
+        throw this.#storeError('write', f, e);
+      }
+    }
+  }
+
+  async saveRescue(tokens: RescuedTokens): Promise<void> {
+    try {
+      await this.#client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.rescueKey,
+          Body: `${JSON.stringify(tokens, null, 2)}\n`,
+          ContentType: 'application/json',
+          ...this.#encryption(),
+        }),
+      );
+    } catch (e: unknown) {
+      throw this.#storeError('save rescued tokens to', factsOf(e), e);
+    }
+  }
+
+  async loadRescue(): Promise<RescuedTokens | null> {
+    let text: string;
+    try {
+      const out = await this.#client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.rescueKey }));
+      text = (await out.Body?.transformToString('utf8')) ?? '';
+    } catch (e: unknown) {
+      const f = factsOf(e);
+      if (f.name === 'NoSuchKey') return null;
+      throw this.#storeError('load rescued tokens from', f, e);
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new StoreError(`s3://${this.bucket}/${this.rescueKey} is not valid JSON`, { retryable: false });
+    }
+    if (!isRescuedTokens(value)) {
+      throw new StoreError(`s3://${this.bucket}/${this.rescueKey} does not hold rescued tokens`, {
+        retryable: false,
+      });
+    }
+    return value;
+  }
+
+  async clearRescue(): Promise<void> {
+    try {
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.rescueKey }));
+    } catch (e: unknown) {
+      const f = factsOf(e);
+      if (f.name === 'NoSuchKey') return;
+      throw this.#storeError('clear rescued tokens at', f, e);
+    }
+  }
+
+  #encryption(): Pick<PutObjectCommandInput, 'ServerSideEncryption' | 'SSEKMSKeyId'> {
+    return this.#kmsKeyId
+      ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: this.#kmsKeyId }
+      : { ServerSideEncryption: 'AES256' };
+  }
+
+  #storeError(action: string, f: ErrorFacts, cause: unknown): StoreError {
+    return new StoreError(`cannot ${action} ${this.location}: ${describe(f)}`, {
+      retryable: isRetryable(f),
+      cause,
+    });
+  }
+}
+
+function isRescuedTokens(value: unknown): value is RescuedTokens {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const v = value as Record<string, unknown>;
+  const optionalString = (x: unknown) => x === undefined || typeof x === 'string';
+  return (
+    typeof v.access_token === 'string' &&
+    typeof v.access_token_expires_at === 'string' &&
+    typeof v.issued_at === 'string' &&
+    optionalString(v.refresh_token) &&
+    optionalString(v.user_id)
+  );
+}
