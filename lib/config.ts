@@ -48,7 +48,9 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     case 'invalid_value':
       return `field "${field}" must be ${issue.values.map((v) => JSON.stringify(v)).join(' or ')}`;
     case 'too_small':
-      return issue.origin === 'string' ? `field "${field}" must not be empty` : `field "${field}" must be positive`;
+      return issue.origin === 'string'
+        ? `field "${field}" must not be empty`
+        : `field "${field}" must be positive`;
     default:
       return `field "${field}" is invalid`;
   }
@@ -95,7 +97,9 @@ export function parseConfig(text: string, source: string): BrokerConfig {
 export function serializeConfig(config: BrokerConfig): string {
   const text = `${JSON.stringify(config, null, 2)}\n`;
   if (Buffer.byteLength(text, 'utf8') > MAX_CONFIG_BYTES) {
-    throw new ConfigError(`broker config would be larger than ${MAX_CONFIG_BYTES} bytes`, { field: '(document)' });
+    throw new ConfigError(`broker config would be larger than ${MAX_CONFIG_BYTES} bytes`, {
+      field: '(document)',
+    });
   }
   return text;
 }

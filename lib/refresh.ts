@@ -176,7 +176,12 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
     const { config, version } = await deps.store.read();
     const expiresAt = expiryOf(config);
     firstSeenToken ??= config.api_secret;
-    const byClock = refreshDue({ accessToken: config.api_secret, expiresAt, now: now(), windowMs: deps.windowMs });
+    const byClock = refreshDue({
+      accessToken: config.api_secret,
+      expiresAt,
+      now: now(),
+      windowMs: deps.windowMs,
+    });
     const tokenOutcome = (status: TokenOutcome['status'], reason?: DueReason): RefreshOutcome => ({
       status,
       accessToken: config.api_secret,
@@ -188,9 +193,12 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
     });
 
     // Someone else renewed while this refresher waited, or the caller's rejected token is already replaced.
-    if (!byClock.due && round > 0 && config.api_secret !== firstSeenToken) return tokenOutcome('already_fresh');
-    const rejected = request.failedAccessToken !== undefined && request.failedAccessToken === config.api_secret;
-    if (!byClock.due && request.failedAccessToken !== undefined && !rejected) return tokenOutcome('already_fresh');
+    if (!byClock.due && round > 0 && config.api_secret !== firstSeenToken)
+      return tokenOutcome('already_fresh');
+    const rejected =
+      request.failedAccessToken !== undefined && request.failedAccessToken === config.api_secret;
+    if (!byClock.due && request.failedAccessToken !== undefined && !rejected)
+      return tokenOutcome('already_fresh');
 
     const decision = refreshDue({
       accessToken: config.api_secret,
@@ -204,7 +212,11 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
 
     // Tokens a failed write kept on this machine go in before anything asks Kite again.
     const local = await loadLocalRescue(rescuePath);
-    if (local && local.access_token !== config.api_secret && Date.parse(local.access_token_expires_at) > now().getTime()) {
+    if (
+      local &&
+      local.access_token !== config.api_secret &&
+      Date.parse(local.access_token_expires_at) > now().getTime()
+    ) {
       const stored = await storeRescued(deps, config, version, local, log);
       if (stored) {
         await unlink(rescuePath).catch(() => {});
@@ -217,7 +229,8 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
     if (!hasRefreshToken(config)) {
       log.warn('⚠️  No refresh token configured', {
         location: deps.store.location,
-        reason: 'a daily Kite login is needed (Kite issues refresh tokens only to exchange-approved platforms)',
+        reason:
+          'a daily Kite login is needed (Kite issues refresh tokens only to exchange-approved platforms)',
       });
       return { status: 'login_required', reason: 'no_refresh_token', config, kiteCalls: 0 };
     }
@@ -234,7 +247,10 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
     }
 
     if (!announced) {
-      log.info('🔄 Refreshing Kite access token...', { location: deps.store.location, reason: decision.reason });
+      log.info('🔄 Refreshing Kite access token...', {
+        location: deps.store.location,
+        reason: decision.reason,
+      });
       announced = true;
     }
     const leased: BrokerConfig = {
@@ -301,9 +317,15 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
 
 function logFailure(log: Log, e: unknown): void {
   if (e instanceof KiteApiError) {
-    log.error('❌ Token refresh failed', { status: e.status, errorType: e.errorType, kiteMessage: e.message });
+    log.error('❌ Token refresh failed', {
+      status: e.status,
+      errorType: e.errorType,
+      kiteMessage: e.message,
+    });
   } else {
-    log.error('❌ Token refresh failed', { error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
+    log.error('❌ Token refresh failed', {
+      error: e instanceof Error ? `${e.name}: ${e.message}` : String(e),
+    });
   }
 }
 
@@ -432,7 +454,9 @@ async function writeTokens(
   });
   throw new TokenNotStoredError(
     `Kite renewed the token but writing ${deps.store.location} failed (${cause}); ` +
-      (kept.length > 0 ? `the tokens are kept in ${kept.join(' and ')} and the next run stores them` : 'no copy could be kept'),
+      (kept.length > 0
+        ? `the tokens are kept in ${kept.join(' and ')} and the next run stores them`
+        : 'no copy could be kept'),
     { kept, cause: lastError },
   );
 }

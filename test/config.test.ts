@@ -28,7 +28,11 @@ describe('parseConfig', () => {
   });
 
   it('preserves unknown fields, nested ones included, through a write', () => {
-    const text = JSON.stringify({ ...seed, strategy: { id: 7, tags: ['a'] }, rate_limit: { ...seed.rate_limit, x: 1 } });
+    const text = JSON.stringify({
+      ...seed,
+      strategy: { id: 7, tags: ['a'] },
+      rate_limit: { ...seed.rate_limit, x: 1 },
+    });
     const roundTrip = JSON.parse(serializeConfig(parseConfig(text, 'f')));
     expect(roundTrip.strategy).toEqual({ id: 7, tags: ['a'] });
     expect(roundTrip.rate_limit.x).toBe(1);
@@ -67,7 +71,9 @@ describe('parseConfig', () => {
   });
 
   it('rejects a non-https base_url', () => {
-    expect(configError(JSON.stringify({ ...seed, base_url: 'http://api.kite.trade' })).field).toBe('base_url');
+    expect(configError(JSON.stringify({ ...seed, base_url: 'http://api.kite.trade' })).field).toBe(
+      'base_url',
+    );
     expect(configError(JSON.stringify({ ...seed, base_url: 'ftp://127.0.0.1' })).field).toBe('base_url');
     expect(configError(JSON.stringify({ ...seed, base_url: 'not a url' })).field).toBe('base_url');
   });

@@ -13,23 +13,33 @@ const ist = (s: string) => new Date(`${s}+05:30`);
 
 describe('nextExpiry', () => {
   it('expires a token issued at 05:50 IST at 06:00 the same day', () => {
-    expect(nextExpiry(ist('2025-11-07T05:50:00')).toISOString()).toBe(ist('2025-11-07T06:00:00').toISOString());
+    expect(nextExpiry(ist('2025-11-07T05:50:00')).toISOString()).toBe(
+      ist('2025-11-07T06:00:00').toISOString(),
+    );
   });
 
   it('expires a token issued at 05:59:59 IST one second later', () => {
-    expect(nextExpiry(ist('2025-11-07T05:59:59')).toISOString()).toBe(ist('2025-11-07T06:00:00').toISOString());
+    expect(nextExpiry(ist('2025-11-07T05:59:59')).toISOString()).toBe(
+      ist('2025-11-07T06:00:00').toISOString(),
+    );
   });
 
   it('expires a token issued exactly at 06:00 IST at 06:00 the next day', () => {
-    expect(nextExpiry(ist('2025-11-07T06:00:00')).toISOString()).toBe(ist('2025-11-08T06:00:00').toISOString());
+    expect(nextExpiry(ist('2025-11-07T06:00:00')).toISOString()).toBe(
+      ist('2025-11-08T06:00:00').toISOString(),
+    );
   });
 
   it('expires a token issued at 06:01 IST at 06:00 the next day', () => {
-    expect(nextExpiry(ist('2025-11-07T06:01:00')).toISOString()).toBe(ist('2025-11-08T06:00:00').toISOString());
+    expect(nextExpiry(ist('2025-11-07T06:01:00')).toISOString()).toBe(
+      ist('2025-11-08T06:00:00').toISOString(),
+    );
   });
 
   it('expires a token issued at 06:30 IST at 06:00 the next day', () => {
-    expect(nextExpiry(ist('2025-11-07T06:30:00')).toISOString()).toBe(ist('2025-11-08T06:00:00').toISOString());
+    expect(nextExpiry(ist('2025-11-07T06:30:00')).toISOString()).toBe(
+      ist('2025-11-08T06:00:00').toISOString(),
+    );
   });
 
   it('uses the IST date, not the UTC date, across midnight UTC', () => {
@@ -76,7 +86,9 @@ describe('formatting', () => {
   });
 
   it('finds an IST clock time on the IST day of an instant', () => {
-    expect(istTimeOn(new Date('2025-11-07T20:00:00Z'), '08:00').toISOString()).toBe('2025-11-08T02:30:00.000Z');
+    expect(istTimeOn(new Date('2025-11-07T20:00:00Z'), '08:00').toISOString()).toBe(
+      '2025-11-08T02:30:00.000Z',
+    );
   });
 });
 
@@ -99,7 +111,12 @@ describe('refreshDue', () => {
   });
 
   it('honours a configured window', () => {
-    const decision = refreshDue({ accessToken: 'tok', expiresAt, now: ist('2025-11-08T02:30:00'), windowMs: 4 * 3600_000 });
+    const decision = refreshDue({
+      accessToken: 'tok',
+      expiresAt,
+      now: ist('2025-11-08T02:30:00'),
+      windowMs: 4 * 3600_000,
+    });
     expect(decision.due).toBe(true);
   });
 
@@ -112,7 +129,10 @@ describe('refreshDue', () => {
   });
 
   it('with an hourly check, refreshes one to two hours before expiry', () => {
-    const ticks = Array.from({ length: 24 }, (_, h) => new Date(ist('2025-11-07T06:01:00').getTime() + h * 3600_000));
+    const ticks = Array.from(
+      { length: 24 },
+      (_, h) => new Date(ist('2025-11-07T06:01:00').getTime() + h * 3600_000),
+    );
     const firstDue = ticks.find((now) => refreshDue({ accessToken: 'tok', expiresAt, now }).due);
     const lead = expiresAt.getTime() - (firstDue?.getTime() ?? 0);
     expect(lead).toBeGreaterThan(3600_000);

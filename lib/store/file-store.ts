@@ -24,7 +24,9 @@ function versionOf(bytes: Buffer): string {
 }
 
 function errnoCode(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
+  return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string'
+    ? e.code
+    : undefined;
 }
 
 /** A lock whose writer process is gone (killed mid-write) can be taken at once. */
@@ -102,7 +104,10 @@ export class FileStore implements ConfigStore {
       return await readFile(path);
     } catch (e: unknown) {
       if (errnoCode(e) === 'ENOENT') return undefined;
-      throw new StoreError(`cannot read ${path}: ${errnoCode(e) ?? 'I/O error'}`, { retryable: false, cause: e });
+      throw new StoreError(`cannot read ${path}: ${errnoCode(e) ?? 'I/O error'}`, {
+        retryable: false,
+        cause: e,
+      });
     }
   }
 
@@ -125,7 +130,10 @@ export class FileStore implements ConfigStore {
       await rename(temp, path);
     } catch (e: unknown) {
       await unlink(temp).catch(() => {});
-      throw new StoreError(`cannot write ${path}: ${errnoCode(e) ?? 'I/O error'}`, { retryable: false, cause: e });
+      throw new StoreError(`cannot write ${path}: ${errnoCode(e) ?? 'I/O error'}`, {
+        retryable: false,
+        cause: e,
+      });
     }
     const dirHandle = await open(dir, constants.O_RDONLY).catch(() => undefined);
     await dirHandle?.sync().catch(() => {});

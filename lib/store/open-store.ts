@@ -18,7 +18,8 @@ export function parseStoreLocation(uri: string, setting = 'BROKER_CONFIG_URI'): 
     const slash = rest.indexOf('/');
     const bucket = slash > 0 ? rest.slice(0, slash) : '';
     const key = slash > 0 ? rest.slice(slash + 1) : '';
-    if (!bucket || !key) throw new ConfigError(`${setting} must look like s3://bucket/key`, { field: setting });
+    if (!bucket || !key)
+      throw new ConfigError(`${setting} must look like s3://bucket/key`, { field: setting });
     return { kind: 's3', bucket, key };
   }
   if (value.startsWith('secretsmanager://')) {
