@@ -273,15 +273,14 @@ export class KiteClient {
       accessToken: d.access_token,
       refreshToken: d.refresh_token ?? '',
     };
-    const extras = {
-      publicToken: optional(d.public_token),
-      loginTime: optional(d.login_time),
-      apiKey: optional(d.api_key),
-      userName: optional(d.user_name),
-    };
-    for (const [key, value] of Object.entries(extras)) {
-      if (value !== undefined) session[key as keyof typeof extras] = value;
-    }
+    const publicToken = optional(d.public_token);
+    const loginTime = optional(d.login_time);
+    const apiKey = optional(d.api_key);
+    const userName = optional(d.user_name);
+    if (publicToken !== undefined) session.publicToken = publicToken;
+    if (loginTime !== undefined) session.loginTime = loginTime;
+    if (apiKey !== undefined) session.apiKey = apiKey;
+    if (userName !== undefined) session.userName = userName;
     return session;
   }
 
