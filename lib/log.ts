@@ -3,7 +3,7 @@
 
 export type LogFields = Record<string, unknown>;
 
-/** Satisfied by Powertools' Logger as it is, so handlers pass theirs straight in. */
+/** In Lambda, lib/lambda.ts maps this onto Powertools' Logger. */
 export interface Log {
   debug(message: string, fields?: LogFields): void;
   info(message: string, fields?: LogFields): void;
