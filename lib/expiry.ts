@@ -49,10 +49,15 @@ export function parseKiteLoginTime(loginTime: string | undefined): Date | undefi
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
 
+/** "YYYY-MM-DD HH:mm:ss" in IST without a zone, as Kite writes login_time. */
+export function formatKiteLoginTime(at: Date): string {
+  const p = istParts(at);
+  return `${p.y}-${pad(p.mo)}-${pad(p.d)} ${pad(p.h)}:${pad(p.mi)}:${pad(p.s)}`;
+}
+
 /** "2025-11-08 06:00:00 IST", the form the trading system logs. */
 export function formatIst(at: Date): string {
-  const p = istParts(at);
-  return `${p.y}-${pad(p.mo)}-${pad(p.d)} ${pad(p.h)}:${pad(p.mi)}:${pad(p.s)} IST`;
+  return `${formatKiteLoginTime(at)} IST`;
 }
 
 /** ISO-8601 in IST with its offset, e.g. "2025-11-08T06:00:00+05:30", as stored in broker-config.json. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   formatIst,
+  formatKiteLoginTime,
   istTimeOn,
   nextExpiry,
   parseKiteLoginTime,
@@ -69,6 +70,11 @@ describe('parseKiteLoginTime', () => {
 });
 
 describe('formatting', () => {
+  it('writes IST wall-clock time without a zone, as Kite sends login_time, and reads it back', () => {
+    expect(formatKiteLoginTime(new Date('2026-03-02T10:45:14Z'))).toBe('2026-03-02 16:15:14');
+    expect(parseKiteLoginTime('2026-03-02 16:15:14')?.toISOString()).toBe('2026-03-02T10:45:14.000Z');
+  });
+
   it('formats an instant the way the trading system logs it', () => {
     expect(formatIst(new Date('2025-11-08T00:30:00Z'))).toBe('2025-11-08 06:00:00 IST');
   });

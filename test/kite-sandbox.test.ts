@@ -4,13 +4,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  formatIst,
-  type KiteSandbox,
-  type KiteSandboxOptions,
-  nextFlushAfter,
-  startKiteSandbox,
-} from '../lib/kite/sandbox.ts';
+import { type KiteSandbox, type KiteSandboxOptions, startKiteSandbox } from '../lib/kite/sandbox.ts';
 
 const API_KEY = 'sandbox_test_key';
 const API_SECRET = 'sandbox-test-secret';
@@ -118,29 +112,6 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await sandbox.close();
-});
-
-describe('nextFlushAfter', () => {
-  it('is 06:00 IST the same morning for a token issued before 06:00 IST', () => {
-    expect(nextFlushAfter(new Date('2026-03-02T05:59:00+05:30')).toISOString()).toBe(
-      '2026-03-02T00:30:00.000Z',
-    );
-  });
-
-  it('is 06:00 IST the next morning for a token issued at or after 06:00 IST', () => {
-    expect(nextFlushAfter(new Date('2026-03-02T06:00:00+05:30')).toISOString()).toBe(
-      '2026-03-03T00:30:00.000Z',
-    );
-    expect(nextFlushAfter(new Date('2026-03-02T23:59:00+05:30')).toISOString()).toBe(
-      '2026-03-03T00:30:00.000Z',
-    );
-  });
-});
-
-describe('formatIst', () => {
-  it('writes IST wall-clock time without a zone, as Kite sends login_time', () => {
-    expect(formatIst(new Date('2026-03-02T10:45:14Z'))).toBe('2026-03-02 16:15:14');
-  });
 });
 
 describe('startKiteSandbox', () => {

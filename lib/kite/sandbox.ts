@@ -4,26 +4,12 @@ import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { formatKiteLoginTime, nextExpiry } from '../expiry.ts';
 import { loginUrl } from './client.ts';
 
-const IST_OFFSET_MS = (5 * 60 + 30) * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
-const FLUSH_HOUR_IST = 6;
 const MAX_BODY_BYTES = 64 * 1024;
 const TOKEN_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-
-/** The first 06:00 IST strictly after `issuedAt`: when Kite's daily flush kills an access token. */
-export function nextFlushAfter(issuedAt: Date): Date {
-  const ist = issuedAt.getTime() + IST_OFFSET_MS;
-  let flush = Math.floor(ist / DAY_MS) * DAY_MS + FLUSH_HOUR_IST * 60 * 60 * 1000;
-  if (flush <= ist) flush += DAY_MS;
-  return new Date(flush - IST_OFFSET_MS);
-}
-
-/** "YYYY-MM-DD HH:mm:ss" in IST, without a zone, as Kite writes login_time. */
-export function formatIst(at: Date): string {
-  return new Date(at.getTime() + IST_OFFSET_MS).toISOString().slice(0, 19).replace('T', ' ');
-}
 
 export interface KiteSandboxOptions {
   apiKey: string;
@@ -250,14 +236,21 @@ export async function startKiteSandbox(options: KiteSandboxOptions): Promise<Kit
     const accessToken = mint();
     const publicToken = mint();
     const enctoken = mint();
-    const expiresAt = nextFlushAfter(issuedAt);
+    const expiresAt = nextExpiry(issuedAt);
     accessTokens.set(accessToken, { expiresAt: expiresAt.getTime(), revoked: false });
     let refreshToken = '';
     if (withRefresh && issueRefreshTokens) {
       refreshToken = mint();
       refreshTokens.set(refreshToken, { revoked: false, accessTokens: [accessToken] });
     }
-    return { accessToken, publicToken, enctoken, refreshToken, loginTime: formatIst(issuedAt), expiresAt };
+    return {
+      accessToken,
+      publicToken,
+      enctoken,
+      refreshToken,
+      loginTime: formatKiteLoginTime(issuedAt),
+      expiresAt,
+    };
   };
 
   const sessionBody = (s: ReturnType<typeof newSession>) => ({
