@@ -19,8 +19,8 @@ export interface SandboxFixture {
 }
 
 export async function startSandbox(options: Partial<KiteSandboxOptions> = {}): Promise<SandboxFixture> {
-  const appSecret = randomBytes(12).toString('hex');
-  const sandbox = await startKiteSandbox({ apiKey: API_KEY, apiSecret: appSecret, ...options });
+  const appSecret = options.apiSecret ?? randomBytes(12).toString('hex');
+  const sandbox = await startKiteSandbox({ apiKey: API_KEY, ...options, apiSecret: appSecret });
   const kite = new KiteClient({
     apiKey: API_KEY,
     apiSecret: appSecret,

@@ -1,0 +1,37 @@
+// Invoked synchronously by trading Lambdas after Kite answered 401/403. A burst of calls after one flush makes
+// one Kite renewal (the lease in the refresh engine); everyone gets the stored token back.
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import { InputError } from '../lib/errors.ts';
+import { lambdaContext, log, logger, metrics } from '../lib/lambda.ts';
+import { answerOnDemand, type OnDemandResponse, parseOnDemandPayload } from '../lib/on-demand.ts';
+
+export async function onDemandRefresh(event: unknown): Promise<OnDemandResponse> {
+  let payload: ReturnType<typeof parseOnDemandPayload>;
+  try {
+    payload = parseOnDemandPayload(event);
+  } catch (e: unknown) {
+    if (!(e instanceof InputError)) throw e;
+    log.warn('Rejected on-demand payload', { reason: e.message });
+    return { status: 'error', error: { type: 'InvalidPayload', message: e.message, retryable: false } };
+  }
+  const { refresher } = await lambdaContext();
+  const answer = await answerOnDemand(refresher, payload);
+  metrics.addMetric(
+    answer.status === 'refreshed'
+      ? 'RefreshSucceeded'
+      : answer.status === 'login_required'
+        ? 'LoginRequired'
+        : answer.status === 'error'
+          ? 'RefreshFailed'
+          : 'AlreadyFresh',
+    'Count',
+    1,
+  );
+  return answer;
+}
+
+export const handler = middy(onDemandRefresh)
+  .use(injectLambdaContext(logger))
+  .use(logMetrics(metrics, { captureColdStartMetric: true }));

@@ -1,0 +1,22 @@
+// Hourly EventBridge tick (hh:01 IST): refresh the token if due. Throws on failures so Lambda's Errors metric,
+// retries and failure destination apply; a needed human login is reported and reminded, not retried.
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import { type AlertPublisher, snsPublisher } from '../lib/alerts.ts';
+import { lambdaContext, log, logger, metrics } from '../lib/lambda.ts';
+import { scheduledTick, type TickResult } from '../lib/scheduled.ts';
+
+let publisher: { topicArn: string; publish: AlertPublisher } | undefined;
+
+export async function scheduledRefresh(): Promise<TickResult> {
+  const { settings, refresher } = await lambdaContext();
+  if (settings.alertTopicArn && publisher?.topicArn !== settings.alertTopicArn) {
+    publisher = { topicArn: settings.alertTopicArn, publish: snsPublisher(settings.alertTopicArn) };
+  }
+  return scheduledTick({ refresher, log, metrics, publish: publisher?.publish });
+}
+
+export const handler = middy(scheduledRefresh)
+  .use(injectLambdaContext(logger))
+  .use(logMetrics(metrics, { captureColdStartMetric: true }));

@@ -1,0 +1,75 @@
+// One hourly tick: refresh if due, say which mode the account is in, record metrics, and for accounts that need
+// a human login, report it (metric, and a reminder with the login link) instead of failing into Lambda's retries.
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import type { AlertPublisher } from './alerts.ts';
+import { LoginRequiredError } from './errors.ts';
+import type { Log } from './log.ts';
+import type { RefreshOutcome } from './refresh.ts';
+import type { Refresher } from './refresher.ts';
+import { type LoginMode, loginMode } from './status.ts';
+
+export type MetricsSink = Pick<Metrics, 'addMetric'>;
+
+export interface TickDeps {
+  refresher: Refresher;
+  log: Log;
+  metrics: MetricsSink;
+  /** Sends reminders to people; absent when no alert topic is configured. */
+  publish?: AlertPublisher | undefined;
+  now?: () => Date;
+  /** Called when a human login is needed; sends at most the reminders due now (see reminders.ts). */
+  remind?: (reason: LoginRequiredError['reason']) => Promise<'first' | 'follow_up' | null>;
+}
+
+export interface TickResult {
+  status: RefreshOutcome['status'];
+  mode: LoginMode;
+  expiresAt?: string | undefined;
+  reminder?: 'first' | 'follow_up' | null;
+}
+
+/** Runs one scheduled tick. Throws on failures Lambda should retry and alarm on; a needed login is not one. */
+export async function scheduledTick(deps: TickDeps): Promise<TickResult> {
+  const now = deps.now ?? (() => new Date());
+  let outcome: RefreshOutcome;
+  try {
+    outcome = await deps.refresher.refresh();
+  } catch (e: unknown) {
+    if (e instanceof LoginRequiredError) return loginRequired(deps, e.reason, 'auto-renew');
+    deps.metrics.addMetric('RefreshFailed', 'Count', 1);
+    throw e;
+  }
+  const mode = loginMode(outcome.config);
+  if (outcome.status === 'login_required') return loginRequired(deps, outcome.reason, mode);
+
+  if (outcome.status === 'refreshed') deps.metrics.addMetric('RefreshSucceeded', 'Count', 1);
+  if (outcome.expiresAt) {
+    deps.metrics.addMetric(
+      'MinutesToExpiry',
+      'Count',
+      Math.floor((outcome.expiresAt.getTime() - now().getTime()) / 60_000),
+    );
+  }
+  deps.log.info(`Mode: ${mode === 'auto-renew' ? 'auto-renew (refresh token present)' : 'daily login'}`, {
+    status: outcome.status,
+    expiresAt: outcome.config.access_token_expires_at,
+  });
+  return { status: outcome.status, mode, expiresAt: outcome.config.access_token_expires_at };
+}
+
+async function loginRequired(
+  deps: TickDeps,
+  reason: LoginRequiredError['reason'],
+  mode: LoginMode,
+): Promise<TickResult> {
+  deps.metrics.addMetric('LoginRequired', 'Count', 1);
+  const reminder = deps.remind ? await deps.remind(reason) : null;
+  if (reminder) deps.metrics.addMetric('LoginReminderSent', 'Count', 1);
+  deps.log.warn(
+    mode === 'daily-login'
+      ? 'Mode: daily login (no refresh token): a Kite login is needed today'
+      : 'Mode: auto-renew, but Kite rejected the refresh token: a Kite login is needed',
+    { reason, reminder: reminder ?? 'none due now' },
+  );
+  return { status: 'login_required', mode, reminder };
+}

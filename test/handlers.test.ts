@@ -1,0 +1,256 @@
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import type { Context } from 'aws-lambda';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+
+// Logs are captured here (for the leak sweep), so the logger must be on before lib/lambda.ts builds it.
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
+});
+
+import { type LambdaEmulator, startLambdaEmulator } from '../emulators/lambda.ts';
+import { type SnsEmulator, startSnsEmulator } from '../emulators/sns.ts';
+import { handler as onDemandHandler } from '../functions/on-demand-refresh.ts';
+import { handler as scheduledHandler } from '../functions/scheduled-refresh.ts';
+import { createKiteAuth } from '../lib/caller.ts';
+import type { BrokerConfig } from '../lib/config.ts';
+import { toIsoIst } from '../lib/expiry.ts';
+import { metrics, resetLambdaContext } from '../lib/lambda.ts';
+import { leakedTokens, type SandboxFixture, seedConfig, startSandbox } from './support/fixtures.ts';
+import {
+  BUCKET,
+  type CloudStores,
+  endpointEnv,
+  KEY,
+  locationOf,
+  seedCloud,
+  startCloud,
+  storeOn,
+} from './support/stores.ts';
+
+const APP_SECRET = 'handler-test-app-secret';
+const NOW = new Date('2026-03-02T12:00:00+05:30');
+
+let cloud: CloudStores;
+let sns: SnsEmulator;
+let lambda: LambdaEmulator;
+let fx: SandboxFixture;
+let topicArn: string;
+let output = '';
+const saved = { ...process.env };
+
+function context(name: string): Context {
+  return {
+    functionName: name,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:ap-south-1:000000000000:function:${name}`,
+    memoryLimitInMB: '256',
+    awsRequestId: `req-${Math.random()}`,
+    logGroupName: `/aws/lambda/${name}`,
+    logStreamName: 'test',
+    callbackWaitsForEmptyEventLoop: true,
+    getRemainingTimeInMillis: () => 30_000,
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  };
+}
+
+const scheduled = () =>
+  scheduledHandler({ source: 'aws.events', 'detail-type': 'Scheduled Event' }, context('scheduled'));
+const onDemand = (event: unknown) => onDemandHandler(event, context('on-demand'));
+const renewals = () => fx.sandbox.calls['POST /session/refresh_token'] ?? 0;
+const s3Calls = (method: string) =>
+  cloud.s3.requests.filter((r) => r.method === method && r.key === KEY).length;
+
+beforeAll(async () => {
+  cloud = await startCloud();
+  sns = await startSnsEmulator();
+  lambda = await startLambdaEmulator();
+  topicArn = sns.createTopic('kite-token-alerts');
+});
+
+afterAll(async () => {
+  await Promise.all([cloud.close(), sns.close(), lambda.close()]);
+});
+
+beforeEach(async () => {
+  vi.setSystemTime(NOW);
+  fx = await startSandbox({ apiSecret: APP_SECRET });
+  cloud.sm.reset();
+  cloud.sm.createSecret('kite-app', JSON.stringify({ api_secret: APP_SECRET }));
+  Object.assign(process.env, endpointEnv(cloud), {
+    AWS_ENDPOINT_URL_SNS: sns.endpoint,
+    AWS_ENDPOINT_URL_LAMBDA: lambda.endpoint,
+    BROKER_CONFIG_URI: locationOf('s3'),
+    KITE_API_SECRET_ID: 'kite-app',
+    ALERT_TOPIC_ARN: topicArn,
+  });
+  resetLambdaContext();
+  output = '';
+  const capture = (chunk: string | Uint8Array) => {
+    output += String(chunk);
+    return true;
+  };
+  vi.spyOn(process.stdout, 'write').mockImplementation(capture);
+  vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+});
+
+afterEach(async () => {
+  expect(leakedTokens(fx.sandbox, output)).toEqual([]);
+  vi.restoreAllMocks();
+  vi.useRealTimers();
+  process.env = { ...saved };
+  await fx.sandbox.close();
+});
+
+function seed(config: BrokerConfig): void {
+  seedCloud(cloud, 's3', config);
+  cloud.s3.resetRequests();
+  fx.sandbox.resetCalls();
+}
+
+describe('scheduled-refresh handler', () => {
+  it('does one store read and no Kite call on a warm tick with a fresh token', async () => {
+    seed(seedConfig(fx.sandbox, 'fresh'));
+    await scheduled(); // cold start: reads the app secret too
+    cloud.s3.resetRequests();
+
+    const result = await scheduled();
+
+    expect(result).toMatchObject({ status: 'fresh', mode: 'auto-renew' });
+    expect(cloud.s3.requests.filter((r) => r.key === KEY).map((r) => r.method)).toEqual(['GET']);
+    expect(renewals()).toBe(0);
+    expect(output).toContain('"message":"Mode: auto-renew (refresh token present)"');
+  });
+
+  it('renews once inside the window: one read, a lease write and one token write', async () => {
+    const config = seedConfig(fx.sandbox, 'fresh');
+    seed({ ...config, access_token_expires_at: toIsoIst(new Date(NOW.getTime() + 90 * 60_000)) });
+    const addMetric = vi.spyOn(metrics, 'addMetric');
+
+    const result = await scheduled();
+
+    expect(result.status).toBe('refreshed');
+    expect(renewals()).toBe(1);
+    expect(s3Calls('GET')).toBe(1);
+    expect(s3Calls('PUT')).toBe(2);
+    const stored = (await storeOn(cloud, 's3').read()).config;
+    expect(stored.api_secret).not.toBe(config.api_secret);
+    expect(addMetric).toHaveBeenCalledWith('RefreshSucceeded', 'Count', 1);
+    expect(output).toContain('"message":"✅ Token refreshed successfully"');
+    expect(output).toMatch(/"function_name":"scheduled"/);
+  });
+
+  it('throws when Kite stays down, so Lambda retries and alarms, and leaves the config as it was', async () => {
+    const config = seedConfig(fx.sandbox, 'expired');
+    seed(config);
+    fx.sandbox.failNext({ times: 10, status: 503 });
+    const addMetric = vi.spyOn(metrics, 'addMetric');
+
+    await expect(scheduled()).rejects.toMatchObject({ name: 'KiteApiError', status: 503 });
+    expect(addMetric).toHaveBeenCalledWith('RefreshFailed', 'Count', 1);
+    expect((await storeOn(cloud, 's3').read()).config).toEqual(config);
+  });
+
+  it('stops at cold start with a message naming a missing setting', async () => {
+    delete process.env.BROKER_CONFIG_URI;
+    resetLambdaContext();
+    await expect(scheduled()).rejects.toThrow('environment variable BROKER_CONFIG_URI is missing');
+  });
+});
+
+describe('on-demand-refresh handler', () => {
+  it('answers fifty concurrent calls after a flush with one renewal and one token', async () => {
+    const config = seedConfig(fx.sandbox, 'fresh');
+    seed(config);
+    fx.sandbox.flushAll();
+    fx.sandbox.setLatency(50);
+
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, () => onDemand({ failedAccessToken: config.api_secret, status: 403 })),
+    );
+
+    expect(renewals()).toBe(1);
+    const tokens = new Set(answers.map((a) => ('accessToken' in a ? a.accessToken : a.status)));
+    expect(tokens.size).toBe(1);
+    const [token] = [...tokens];
+    expect(fx.sandbox.isAccessTokenValid(token ?? '')).toBe(true);
+    expect(answers.every((a) => a.status === 'refreshed' || a.status === 'already_fresh')).toBe(true);
+    expect(answers[0]).toMatchObject({ expiresAt: expect.stringMatching(/T06:00:00\+05:30$/) });
+  });
+
+  it.each([
+    ['a string', 'junk'],
+    ['a number', 42],
+    ['an array', [1, 2]],
+    ['a token of the wrong type', { failedAccessToken: 5 }],
+    ['an empty token', { failedAccessToken: '' }],
+    ['a status other than 401 or 403', { status: 500 }],
+    ['an unknown field', { failedToken: 'abc' }],
+  ])('answers a structured error for %s and writes nothing', async (_, payload) => {
+    seed(seedConfig(fx.sandbox, 'expired'));
+
+    const answer = await onDemand(payload);
+
+    expect(answer).toMatchObject({ status: 'error', error: { type: 'InvalidPayload', retryable: false } });
+    expect(s3Calls('PUT')).toBe(0);
+    expect(renewals()).toBe(0);
+  });
+
+  it('returns the stored token without calling Kite when the failed token was already replaced', async () => {
+    const config = seedConfig(fx.sandbox, 'fresh');
+    seed(config);
+    const answer = await onDemand({ failedAccessToken: 'OLDTOKENfromAnotherContainer', status: 401 });
+    expect(answer).toEqual({
+      status: 'already_fresh',
+      accessToken: config.api_secret,
+      expiresAt: config.access_token_expires_at,
+    });
+    expect(renewals()).toBe(0);
+  });
+});
+
+describe('withKiteAuth', () => {
+  it('gets a new token from the on-demand function after a 403 and retries once', async () => {
+    const config = seedConfig(fx.sandbox, 'fresh');
+    seed(config);
+    lambda.register('kite-token-refresh-dev-onDemandRefresh', (event, ctx) => onDemandHandler(event, ctx));
+    fx.sandbox.revokeAccessToken(config.api_secret);
+    const auth = createKiteAuth({
+      configUri: locationOf('s3'),
+      refreshFunction: 'kite-token-refresh-dev-onDemandRefresh',
+      lambda: new LambdaClient({ endpoint: lambda.endpoint, region: 'ap-south-1' }),
+    });
+
+    const profile = await auth.withKiteAuth((token) => fx.kite.getProfile(token));
+
+    expect(profile.userId).toBe('XX0000');
+    expect(lambda.invocations['kite-token-refresh-dev-onDemandRefresh']).toBe(1);
+    expect(renewals()).toBe(1);
+  });
+
+  it('caches the token in a warm container until near its expiry', async () => {
+    seed(seedConfig(fx.sandbox, 'fresh'));
+    const auth = createKiteAuth({ configUri: `s3://${BUCKET}/${KEY}` });
+
+    const first = await auth.getAccessToken();
+    const second = await auth.getAccessToken();
+
+    expect(second).toBe(first);
+    expect(s3Calls('GET')).toBe(1);
+    vi.setSystemTime(new Date('2026-03-03T05:56:00+05:30')); // inside the 5-minute margin before 06:00 IST
+    await auth.getAccessToken();
+    expect(s3Calls('GET')).toBe(2);
+  });
+
+  it('passes other errors through without invoking the refresher', async () => {
+    seed(seedConfig(fx.sandbox, 'fresh'));
+    const auth = createKiteAuth({ configUri: locationOf('s3'), refreshFunction: 'unused' });
+    await expect(
+      auth.withKiteAuth(async () => {
+        throw Object.assign(new Error('order rejected'), { status: 400 });
+      }),
+    ).rejects.toThrow('order rejected');
+    expect(lambda.invocations.unused).toBeUndefined();
+  });
+});
