@@ -1,6 +1,7 @@
 // A loopback stand-in for Kite Connect's session API and login page, answering with Kite's paths, bodies and errors,
 // plus a control surface (failures, latency, hangs, revocation, the 06:00 IST flush) for tests and the local demo.
 import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -220,9 +221,12 @@ export async function startKiteSandbox(options: KiteSandboxOptions): Promise<Kit
   const drops: Rule<true>[] = [];
   let latencyMs = 0;
 
+  const tokenLog = process.env.KITE_SANDBOX_TOKEN_LOG;
   const mint = (): string => {
     const token = randomToken();
     issued.push(token);
+    // CI's leak sweep: every token any sandbox issued, to search the whole test output for.
+    if (tokenLog) appendFileSync(tokenLog, `${token}\n`, { mode: 0o600 });
     return token;
   };
 
