@@ -1,5 +1,9 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { build } from 'esbuild';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { KiteClient } from '../lib/kite/client.ts';
 import { type RefreshDeps, refreshToken } from '../lib/refresh.ts';
@@ -24,13 +28,31 @@ import {
 
 let cloud: CloudStores;
 let fx: SandboxFixture;
+let workerBundle: string;
+const children = new Set<ChildProcess>();
 
 beforeAll(async () => {
   cloud = await startCloud();
+  // One bundle for all worker processes: twenty processes each loading the SDK from TypeScript sources would
+  // spend their time compiling, not racing.
+  workerBundle = join(await mkdtemp(join(tmpdir(), 'refresh-worker-')), 'worker.mjs');
+  await build({
+    entryPoints: ['test/support/refresh-worker.ts'],
+    outfile: workerBundle,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node22',
+    banner: {
+      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+    },
+    logLevel: 'warning',
+  });
 });
 
 afterAll(async () => {
   await cloud.close();
+  await rm(dirname(workerBundle), { recursive: true, force: true });
 });
 
 beforeEach(async () => {
@@ -40,6 +62,8 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  children.clear();
   cloud.s3.clearFaults();
   cloud.sm.clearFaults();
   await fx.sandbox.close();
@@ -68,16 +92,20 @@ function worker(env: Record<string, string>): {
   kill(): void;
   pid: number | undefined;
 } {
-  const child = spawn(process.execPath, ['test/support/refresh-worker.ts'], {
+  const child = spawn(process.execPath, [workerBundle], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.add(child);
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (err += d));
   const done = new Promise<{ code: number | null; out: string; err: string }>((resolve) =>
-    child.on('close', (code) => resolve({ code, out, err })),
+    child.on('close', (code) => {
+      children.delete(child);
+      resolve({ code, out, err });
+    }),
   );
   return { done, kill: () => child.kill('SIGKILL'), pid: child.pid };
 }
@@ -182,7 +210,7 @@ describe('refreshers in separate processes', () => {
       ...endpointEnv(cloud),
       BROKER_CONFIG_URI: locationOf('s3'),
       KITE_API_SECRET: fx.appSecret,
-      START_AT: String(Date.now() + 1_500),
+      START_AT: String(Date.now() + 3_000),
     };
 
     const results = await Promise.all(Array.from({ length: 20 }, () => worker(env).done));
@@ -194,7 +222,7 @@ describe('refreshers in separate processes', () => {
     expect(new Set(lines.map((l) => l.token))).toEqual(new Set([hash(stored)]));
     expect(lines.filter((l) => l.status === 'refreshed')).toHaveLength(1);
     expect(leakedTokens(fx.sandbox, results.map((r) => r.out + r.err).join('\n'))).toEqual([]);
-  }, 30_000);
+  }, 90_000);
 
   it('lets a later refresher finish when the lease holder is killed mid-renewal', async () => {
     seedCloud(cloud, 'secretsmanager', seedConfig(fx.sandbox, 'expired'));
@@ -208,7 +236,7 @@ describe('refreshers in separate processes', () => {
 
     const holder = worker(env);
     const store = storeOn(cloud, 'secretsmanager');
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + 30_000;
     while (!(fx.sandbox.calls['POST /session/refresh_token'] ?? 0) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -223,5 +251,5 @@ describe('refreshers in separate processes', () => {
     const stored = (await store.read()).config;
     expect(stored.refresh_lease).toBeUndefined();
     expect(fx.sandbox.isAccessTokenValid(stored.api_secret)).toBe(true);
-  }, 30_000);
+  }, 90_000);
 });
