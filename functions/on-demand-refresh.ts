@@ -3,8 +3,10 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
+import { loadAppSecret } from '../lib/app-secret.ts';
 import { InputError } from '../lib/errors.ts';
 import { lambdaContext, log, logger, metrics } from '../lib/lambda.ts';
+import { buildLoginLink, loginRootFor } from '../lib/login.ts';
 import { answerOnDemand, type OnDemandResponse, parseOnDemandPayload } from '../lib/on-demand.ts';
 
 export async function onDemandRefresh(event: unknown): Promise<OnDemandResponse> {
@@ -17,7 +19,10 @@ export async function onDemandRefresh(event: unknown): Promise<OnDemandResponse>
     return { status: 'error', error: { type: 'InvalidPayload', message: e.message, retryable: false } };
   }
   const { refresher } = await lambdaContext();
-  const answer = await answerOnDemand(refresher, payload);
+  const appSecret = await loadAppSecret();
+  const answer = await answerOnDemand(refresher, payload, (config) =>
+    buildLoginLink({ apiKey: config.api_key, appSecret, loginRoot: loginRootFor(config) }),
+  );
   metrics.addMetric(
     answer.status === 'refreshed'
       ? 'RefreshSucceeded'

@@ -4,8 +4,9 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import { type AlertPublisher, snsPublisher } from '../lib/alerts.ts';
+import { loadAppSecret } from '../lib/app-secret.ts';
 import { lambdaContext, log, logger, metrics } from '../lib/lambda.ts';
-import { scheduledTick, type TickResult } from '../lib/scheduled.ts';
+import { remindByAlert, scheduledTick, type TickResult } from '../lib/scheduled.ts';
 
 let publisher: { topicArn: string; publish: AlertPublisher } | undefined;
 
@@ -14,7 +15,17 @@ export async function scheduledRefresh(): Promise<TickResult> {
   if (settings.alertTopicArn && publisher?.topicArn !== settings.alertTopicArn) {
     publisher = { topicArn: settings.alertTopicArn, publish: snsPublisher(settings.alertTopicArn) };
   }
-  return scheduledTick({ refresher, log, metrics, publish: publisher?.publish });
+  const publish = publisher?.publish;
+  const remind = publish
+    ? remindByAlert({
+        refresher,
+        publish,
+        appSecret: await loadAppSecret(),
+        firstAtIst: settings.reminderFirstIst,
+        followUpAtIst: settings.reminderFollowUpIst,
+      })
+    : undefined;
+  return scheduledTick({ refresher, log, metrics, remind });
 }
 
 export const handler = middy(scheduledRefresh)

@@ -227,6 +227,20 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
     }
 
     if (!hasRefreshToken(config)) {
+      // A login whose write failed kept its token in the store's rescue slot: store it rather than ask a human.
+      const rescued = await deps.store.loadRescue().catch(() => null);
+      if (
+        rescued &&
+        rescued.access_token !== config.api_secret &&
+        Date.parse(rescued.access_token_expires_at) > now().getTime()
+      ) {
+        const stored = await storeRescued(deps, config, version, rescued, log);
+        if (stored) {
+          await deps.store.clearRescue().catch(() => {});
+          return stored;
+        }
+        continue;
+      }
       log.warn('⚠️  No refresh token configured', {
         location: deps.store.location,
         reason:

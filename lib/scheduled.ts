@@ -2,10 +2,11 @@
 // a human login, report it (metric, and a reminder with the login link) instead of failing into Lambda's retries.
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { AlertPublisher } from './alerts.ts';
-import { LoginRequiredError } from './errors.ts';
+import { ConflictError, LoginRequiredError } from './errors.ts';
 import type { Log } from './log.ts';
 import type { RefreshOutcome } from './refresh.ts';
 import type { Refresher } from './refresher.ts';
+import { planReminder, readReminderState, withReminderState } from './reminders.ts';
 import { type LoginMode, loginMode } from './status.ts';
 
 export type MetricsSink = Pick<Metrics, 'addMetric'>;
@@ -14,10 +15,8 @@ export interface TickDeps {
   refresher: Refresher;
   log: Log;
   metrics: MetricsSink;
-  /** Sends reminders to people; absent when no alert topic is configured. */
-  publish?: AlertPublisher | undefined;
   now?: () => Date;
-  /** Called when a human login is needed; sends at most the reminders due now (see reminders.ts). */
+  /** Called when a human login is needed; sends at most the reminders due now. Absent without an alert topic. */
   remind?: (reason: LoginRequiredError['reason']) => Promise<'first' | 'follow_up' | null>;
 }
 
@@ -72,4 +71,48 @@ async function loginRequired(
     { reason, reminder: reminder ?? 'none due now' },
   );
   return { status: 'login_required', mode, reminder };
+}
+
+/**
+ * The reminder step for a tick that found a human login needed: decides from the document and the clock whether a
+ * reminder (08:00 IST) or the follow-up (09:00 IST) is due, claims it in the document with compare-and-swap so
+ * two ticks never both send, then publishes the login link. A failed publish gives the claim back.
+ */
+export function remindByAlert(deps: {
+  refresher: Refresher;
+  publish: AlertPublisher;
+  appSecret: string;
+  firstAtIst: string;
+  followUpAtIst: string;
+  now?: () => Date;
+}): NonNullable<TickDeps['remind']> {
+  return async (reason) => {
+    const { config, version } = await deps.refresher.store.read();
+    const plan = planReminder({
+      config,
+      now: (deps.now ?? (() => new Date()))(),
+      appSecret: deps.appSecret,
+      firstAtIst: deps.firstAtIst,
+      followUpAtIst: deps.followUpAtIst,
+      renewalRejected: reason === 'refresh_token_rejected',
+    });
+    if (!plan) return null;
+    let claimed: string;
+    try {
+      claimed = await deps.refresher.store.write(plan.config, version);
+    } catch (e: unknown) {
+      // Someone else changed the document (a login, another tick): the next tick decides again.
+      if (e instanceof ConflictError) return null;
+      throw e;
+    }
+    try {
+      await deps.publish(plan.subject, plan.body);
+    } catch (e: unknown) {
+      await deps.refresher.store
+        .write(withReminderState(plan.config, readReminderState(config)), claimed)
+        .catch(() => {});
+      throw e;
+    }
+    return plan.kind;
+  };
 }

@@ -159,6 +159,44 @@ describe('scheduled-refresh handler', () => {
   });
 });
 
+describe('scheduled-refresh handler without a refresh token', () => {
+  it('reports login_required with one alert and no retry storm, then one follow-up, then nothing after a login', async () => {
+    vi.setSystemTime(new Date('2026-03-03T08:01:00+05:30'));
+    const config = seedConfig(fx.sandbox, 'expired', { refresh_token: '', user_id: 'XX0000' });
+    seed(config);
+    const addMetric = vi.spyOn(metrics, 'addMetric');
+
+    const ticks = [await scheduled(), await scheduled(), await scheduled()];
+
+    expect(ticks.map((t) => t.status)).toEqual(['login_required', 'login_required', 'login_required']);
+    expect(ticks[0]).toMatchObject({ mode: 'daily-login', reminder: 'first' });
+    expect(sns.published).toHaveLength(1);
+    expect(sns.published[0]?.topicArn).toBe(topicArn);
+    expect(sns.published[0]?.message).toContain(`${fx.sandbox.url}/connect/login?v=3&api_key=`);
+    expect(sns.published[0]?.message).toContain('redirect_params=');
+    expect(addMetric).toHaveBeenCalledWith('LoginRequired', 'Count', 1);
+    expect(renewals()).toBe(0);
+
+    vi.setSystemTime(new Date('2026-03-03T09:01:00+05:30'));
+    expect(await scheduled()).toMatchObject({ status: 'login_required', reminder: 'follow_up' });
+    expect(await scheduled()).toMatchObject({ status: 'login_required', reminder: null });
+    expect(sns.published).toHaveLength(2);
+
+    // The human logs in: a fresh token is stored, and the next ticks say nothing.
+    const store = storeOn(cloud, 's3');
+    const { config: current, version } = await store.read();
+    const fresh = seedConfig(fx.sandbox, 'fresh');
+    await store.write(
+      { ...current, api_secret: fresh.api_secret, access_token_expires_at: fresh.access_token_expires_at },
+      version,
+    );
+    vi.setSystemTime(new Date('2026-03-03T10:01:00+05:30'));
+    expect(await scheduled()).toMatchObject({ status: 'fresh', mode: 'daily-login' });
+    expect(sns.published).toHaveLength(2);
+    sns.published.length = 0;
+  });
+});
+
 describe('on-demand-refresh handler', () => {
   it('answers fifty concurrent calls after a flush with one renewal and one token', async () => {
     const config = seedConfig(fx.sandbox, 'fresh');
@@ -195,6 +233,18 @@ describe('on-demand-refresh handler', () => {
     expect(answer).toMatchObject({ status: 'error', error: { type: 'InvalidPayload', retryable: false } });
     expect(s3Calls('PUT')).toBe(0);
     expect(renewals()).toBe(0);
+  });
+
+  it('answers login_required with a login link when no refresh token is configured, without asking Kite', async () => {
+    const config = seedConfig(fx.sandbox, 'expired', { refresh_token: '' });
+    seed(config);
+    const answer = await onDemand({ failedAccessToken: config.api_secret, status: 403 });
+    expect(answer).toMatchObject({ status: 'login_required', reason: 'no_refresh_token' });
+    expect('loginUrl' in answer && answer.loginUrl).toMatch(
+      /\/connect\/login\?v=3&api_key=testapikey&redirect_params=state/,
+    );
+    expect(renewals()).toBe(0);
+    expect(s3Calls('PUT')).toBe(0);
   });
 
   it('returns the stored token without calling Kite when the failed token was already replaced', async () => {

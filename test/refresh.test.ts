@@ -92,6 +92,23 @@ describe('refreshToken', () => {
     expect(renewals()).toBe(0);
   });
 
+  it('stores a login token that a failed write kept in the rescue slot instead of asking for another login', async () => {
+    const { deps, store } = await setup(seedConfig(fx.sandbox, 'expired', { refresh_token: '' }));
+    const login = fx.sandbox.mintSession();
+    await store.saveRescue({
+      access_token: login.accessToken,
+      user_id: login.userId,
+      access_token_expires_at: login.expiresAt.toISOString(),
+      issued_at: new Date().toISOString(),
+    });
+
+    const outcome = await refreshToken(deps);
+
+    expect(outcome).toMatchObject({ status: 'refreshed', accessToken: login.accessToken, kiteCalls: 0 });
+    expect((await store.read()).config.api_secret).toBe(login.accessToken);
+    expect(await store.loadRescue()).toBeNull();
+  });
+
   it('fails with LoginRequiredError and leaves the tokens untouched when Kite rejects the refresh token', async () => {
     const config = seedConfig(fx.sandbox, 'expired');
     const { deps, store, log } = await setup(config);
