@@ -107,8 +107,19 @@ export interface DueDecision {
 }
 
 /**
- * A refresh is due when there is no token, the expiry is unknown, the token has expired or has less than
- * `windowMs` left, the token was reported rejected, or the caller forces one.
+ * Whether a token renewed now would live longer than one expiring at `expiresAt`. Kite's flush kills every token
+ * at 06:00 IST, so before the flush a renewal gains nothing: the new token dies at the same 06:00.
+ */
+function renewalOutlives(expiresAt: Date | undefined, now: Date): boolean {
+  return expiresAt === undefined || nextExpiry(now).getTime() > expiresAt.getTime();
+}
+
+/**
+ * A refresh is due when there is no token, the expiry is unknown, the token has expired, the token was reported
+ * rejected, or the caller forces one; and when less than `windowMs` is left *and* a token renewed now would
+ * outlive it. For expiries on Kite's 06:00 IST flush that is never before the flush (a token renewed at 05:00 dies
+ * at 06:00 as well), so the hourly tick at 06:01 IST renews; the window matters for stored expiries that are not
+ * on the flush.
  */
 export function refreshDue(input: {
   accessToken: string;
@@ -130,7 +141,7 @@ export function refreshDue(input: {
           ? 'unknown_expiry'
           : remainingMs <= 0
             ? 'expired'
-            : remainingMs < windowMs
+            : remainingMs < windowMs && renewalOutlives(input.expiresAt, input.now)
               ? 'within_window'
               : undefined;
   return { due: reason !== undefined, reason, remainingMs };

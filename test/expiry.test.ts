@@ -101,29 +101,32 @@ describe('formatting', () => {
 describe('refreshDue', () => {
   const expiresAt = ist('2025-11-08T06:00:00');
   const at = (s: string) => refreshDue({ accessToken: 'tok', expiresAt, now: ist(s) });
+  // An expiry that is not on Kite's flush (set by hand, or by a tool that assumed a lifetime).
+  const offFlush = ist('2025-11-07T15:30:00');
+  const offAt = (s: string, windowMs?: number) =>
+    refreshDue({ accessToken: 'tok', expiresAt: offFlush, now: ist(s), ...(windowMs ? { windowMs } : {}) });
 
   it('is not due with more than two hours left', () => {
-    expect(at('2025-11-08T03:59:00')).toMatchObject({ due: false, reason: undefined });
+    expect(offAt('2025-11-07T13:29:00')).toMatchObject({ due: false, reason: undefined });
   });
 
-  it('refreshes when less than two hours remain', () => {
-    expect(at('2025-11-08T04:01:00')).toMatchObject({ due: true, reason: 'within_window' });
-  });
-
-  it('is due at 05:59 IST and after the 06:00 flush', () => {
-    expect(at('2025-11-08T05:59:00')).toMatchObject({ due: true, reason: 'within_window' });
-    expect(at('2025-11-08T06:00:00')).toMatchObject({ due: true, reason: 'expired' });
-    expect(at('2025-11-08T06:01:00')).toMatchObject({ due: true, reason: 'expired' });
+  it('refreshes when less than two hours remain and a renewal would outlive the token', () => {
+    expect(offAt('2025-11-07T13:31:00')).toMatchObject({ due: true, reason: 'within_window' });
   });
 
   it('honours a configured window', () => {
-    const decision = refreshDue({
-      accessToken: 'tok',
-      expiresAt,
-      now: ist('2025-11-08T02:30:00'),
-      windowMs: 4 * 3600_000,
-    });
-    expect(decision.due).toBe(true);
+    expect(offAt('2025-11-07T11:00:00', 5 * 3600_000)).toMatchObject({ due: true, reason: 'within_window' });
+    expect(offAt('2025-11-07T11:00:00')).toMatchObject({ due: false });
+  });
+
+  it('does not renew before the 06:00 IST flush, since the new token would die at 06:00 too', () => {
+    expect(at('2025-11-08T04:01:00')).toMatchObject({ due: false, reason: undefined });
+    expect(at('2025-11-08T05:59:00')).toMatchObject({ due: false, reason: undefined });
+  });
+
+  it('is due at 06:00 IST and after', () => {
+    expect(at('2025-11-08T06:00:00')).toMatchObject({ due: true, reason: 'expired' });
+    expect(at('2025-11-08T06:01:00')).toMatchObject({ due: true, reason: 'expired' });
   });
 
   it('is due when the expiry is unknown, the token is empty, rejected or a refresh is forced', () => {
@@ -134,14 +137,16 @@ describe('refreshDue', () => {
     expect(refreshDue({ accessToken: 'tok', expiresAt, now, force: true }).reason).toBe('forced');
   });
 
-  it('with an hourly check, refreshes one to two hours before expiry', () => {
-    const ticks = Array.from(
-      { length: 24 },
-      (_, h) => new Date(ist('2025-11-07T06:01:00').getTime() + h * 3600_000),
-    );
-    const firstDue = ticks.find((now) => refreshDue({ accessToken: 'tok', expiresAt, now }).due);
-    const lead = expiresAt.getTime() - (firstDue?.getTime() ?? 0);
-    expect(lead).toBeGreaterThan(3600_000);
-    expect(lead).toBeLessThanOrEqual(2 * 3600_000);
+  it('with the hourly tick at hh:01 IST, renews once a day, at 06:01, minutes after the flush', () => {
+    let expiry = expiresAt;
+    const renewedAt: string[] = [];
+    for (let h = 0; h <= 48; h++) {
+      const now = new Date(ist('2025-11-07T06:01:00').getTime() + h * 3600_000);
+      if (refreshDue({ accessToken: 'tok', expiresAt: expiry, now }).due) {
+        renewedAt.push(toIsoIst(now));
+        expiry = nextExpiry(now);
+      }
+    }
+    expect(renewedAt).toEqual(['2025-11-08T06:01:00+05:30', '2025-11-09T06:01:00+05:30']);
   });
 });
