@@ -1,0 +1,105 @@
+// Fresh Node processes that import a built handler (or nothing) and optionally invoke it: cold import times,
+// what a real run loads, and peak memory. The runner is plain JavaScript passed with -e, so the child pays no
+// TypeScript stripping and its own cost is the same for every target, including the "nothing" baseline.
+import { spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+
+const MARK = '@@ktr-bench@@';
+
+// Reads KTR_BENCH_SPEC: { file?, trace?, invocations?, event? }. With `trace`, a module hook records every
+// file: URL loaded (the handler's own file and any chunk it pulls in later). Prints one JSON line after MARK.
+const RUNNER = `
+const spec = JSON.parse(process.env.KTR_BENCH_SPEC ?? '{}');
+const loaded = [];
+if (spec.trace) {
+  const { registerHooks } = await import('node:module');
+  registerHooks({ load(url, context, next) { if (url.startsWith('file:')) loaded.push(url); return next(url, context); } });
+}
+const started = performance.now();
+const mod = spec.file ? await import(spec.file) : undefined;
+const importMs = performance.now() - started;
+const atImport = process.getActiveResourcesInfo();
+const ticks = [];
+const statuses = [];
+let error;
+try {
+  for (let i = 0; i < (spec.invocations ?? 0); i++) {
+    const name = 'bench-function';
+    const context = {
+      functionName: name, functionVersion: '$LATEST', memoryLimitInMB: '256',
+      invokedFunctionArn: 'arn:aws:lambda:ap-south-1:000000000000:function:' + name,
+      awsRequestId: 'bench-' + i, logGroupName: '/aws/lambda/' + name, logStreamName: 'bench',
+      callbackWaitsForEmptyEventLoop: true, getRemainingTimeInMillis: () => 30000,
+      done() {}, fail() {}, succeed() {},
+    };
+    const t = performance.now();
+    const out = await mod.handler(structuredClone(spec.event ?? {}), context);
+    ticks.push(performance.now() - t);
+    statuses.push(out?.status ?? out?.statusCode ?? null);
+  }
+} catch (e) {
+  error = e instanceof Error ? e.name + ': ' + e.message : String(e);
+}
+const result = {
+  importMs, loaded, atImport, ticks, statuses, error,
+  evaluated: globalThis.__ktrEvaluated ?? [],
+  maxRssKiB: process.resourceUsage().maxRSS,
+};
+process.stdout.write('\\n${MARK}' + JSON.stringify(result) + '\\n', () => process.exit(0));
+`;
+
+export interface RunSpec {
+  /** Absolute path of the module to import; none for the baseline. */
+  file?: string;
+  trace?: boolean;
+  invocations?: number;
+  event?: unknown;
+}
+
+export interface RunResult {
+  /** Wall time of the whole child process, spawn to exit, in ms. */
+  wallMs: number;
+  /** Time of `await import(file)` inside the child, in ms. */
+  importMs: number;
+  loaded: string[];
+  /** Active handles and requests right after the import (I/O started at import time shows here). */
+  atImport: string[];
+  ticks: number[];
+  statuses: unknown[];
+  error?: string;
+  evaluated: string[];
+  maxRssKiB: number;
+}
+
+/** Runs the runner in a fresh Node (the bench's own binary, Node 24), with `nodeArgs` before the script. */
+export function runChild(spec: RunSpec, env: NodeJS.ProcessEnv, nodeArgs: string[] = []): RunResult {
+  const childSpec = { ...spec, ...(spec.file ? { file: pathToFileURL(spec.file).href } : {}) };
+  const started = process.hrtime.bigint();
+  const out = spawnSync(process.execPath, [...nodeArgs, '--input-type=module', '-e', RUNNER], {
+    env: { ...env, KTR_BENCH_SPEC: JSON.stringify(childSpec) },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 120_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+  const line = out.stdout
+    ?.split('\n')
+    .reverse()
+    .find((l) => l.startsWith(MARK));
+  if (out.status !== 0 || !line) {
+    throw new Error(
+      `child run of ${spec.file ?? '(nothing)'} failed (${out.error?.message ?? out.signal ?? `exit ${out.status}`})\n` +
+        `${out.stderr ?? ''}`.slice(-4000),
+    );
+  }
+  return { wallMs, ...(JSON.parse(line.slice(MARK.length)) as Omit<RunResult, 'wallMs'>) };
+}
+
+/** Wall time of a bare `node -e ''`. */
+export function runBare(env: NodeJS.ProcessEnv): number {
+  const started = process.hrtime.bigint();
+  const out = spawnSync(process.execPath, ['-e', ''], { env, stdio: 'ignore', timeout: 60_000 });
+  if (out.status !== 0) throw new Error(`node -e '' failed (${out.signal ?? `exit ${out.status}`})`);
+  return Number(process.hrtime.bigint() - started) / 1e6;
+}
