@@ -3,7 +3,7 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
-import { type AlertPublisher, snsPublisher } from '../lib/alerts.ts';
+import type { AlertPublisher } from '../lib/alerts.ts';
 import { loadAppSecret } from '../lib/app-secret.ts';
 import { lambdaContext, log, logger, metrics } from '../lib/lambda.ts';
 import { remindByAlert, scheduledTick, type TickResult } from '../lib/scheduled.ts';
@@ -12,8 +12,17 @@ let publisher: { topicArn: string; publish: AlertPublisher } | undefined;
 
 export async function scheduledRefresh(): Promise<TickResult> {
   const { settings, refresher } = await lambdaContext();
-  if (settings.alertTopicArn && publisher?.topicArn !== settings.alertTopicArn) {
-    publisher = { topicArn: settings.alertTopicArn, publish: snsPublisher(settings.alertTopicArn) };
+  const topicArn = settings.alertTopicArn;
+  if (topicArn && publisher?.topicArn !== topicArn) {
+    // The SNS client loads when a reminder is actually sent, not on every cold start.
+    let publish: AlertPublisher | undefined;
+    publisher = {
+      topicArn,
+      publish: async (subject, message) => {
+        publish ??= (await import('../lib/alerts.ts')).snsPublisher(topicArn);
+        await publish(subject, message);
+      },
+    };
   }
   const publish = publisher?.publish;
   const remind = publish

@@ -34,10 +34,8 @@ export function appSecretFromSecretString(secretString: string | undefined, secr
 }
 
 async function fetchFromSecretsManager(secretId: string): Promise<string> {
-  const { GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
-  const { createSecretsManagerClient } = await import('./store/secrets-manager-store.ts');
-  const out = await createSecretsManagerClient().send(new GetSecretValueCommand({ SecretId: secretId }));
-  return appSecretFromSecretString(out.SecretString, secretId);
+  const { getSecretString } = await import('./secret-string.ts');
+  return appSecretFromSecretString(await getSecretString(secretId), secretId);
 }
 
 /** The app secret, from KITE_API_SECRET or the secret KITE_API_SECRET_ID names. Cached for the process. */

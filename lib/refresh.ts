@@ -275,8 +275,10 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
     try {
       leaseVersion = await deps.store.write(leased, version);
     } catch (e: unknown) {
-      if (e instanceof ConflictError) continue;
-      throw e;
+      if (!(e instanceof ConflictError)) throw e;
+      // Someone else just took the lease (or wrote): give them a poll interval before reading again.
+      await sleep(pollMs * (0.5 + Math.random()));
+      continue;
     }
 
     const kiteStarted = Date.now();

@@ -58,10 +58,19 @@ export async function createRefresher(settings: RefresherSettings): Promise<Refr
     }
     return client;
   };
-  return {
-    store,
-    kiteFor,
-    refresh: (request) =>
-      refreshToken({ ...settings.engine, store, kite: kiteFor, log: settings.log }, request),
+  // Concurrent identical requests in one process share one run: a burst of callers in a container costs one
+  // read, one lease and at most one renewal instead of a race per caller. Across containers the lease decides.
+  const inFlight = new Map<string, Promise<RefreshOutcome>>();
+  const refresh = (request: RefreshRequest = {}): Promise<RefreshOutcome> => {
+    const key = JSON.stringify([request.force === true, request.failedAccessToken ?? null]);
+    let run = inFlight.get(key);
+    if (!run) {
+      run = refreshToken({ ...settings.engine, store, kite: kiteFor, log: settings.log }, request).finally(
+        () => inFlight.delete(key),
+      );
+      inFlight.set(key, run);
+    }
+    return run;
   };
+  return { store, kiteFor, refresh };
 }

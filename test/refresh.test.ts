@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BrokerConfig } from '../lib/config.ts';
 import { ConflictError, KiteApiError, LoginRequiredError } from '../lib/errors.ts';
 import { localRescuePath, type RefreshDeps, refreshToken, TokenNotStoredError } from '../lib/refresh.ts';
+import { createRefresher } from '../lib/refresher.ts';
 import type { ConfigStore } from '../lib/store/config-store.ts';
 import { FileStore } from '../lib/store/file-store.ts';
 import {
@@ -246,5 +247,23 @@ describe('refreshToken', () => {
     await refreshToken(deps, { force: true }).catch(() => {});
     expect(log.lines.length).toBeGreaterThan(2);
     expect(leakedTokens(fx.sandbox, log.text())).toEqual([]);
+  });
+
+  it('shares one run between concurrent identical requests in a process', async () => {
+    const { store, log } = await setup(seedConfig(fx.sandbox, 'expired'));
+    const refresher = await createRefresher({
+      configUri: store.location,
+      appSecret: fx.appSecret,
+      log,
+      store,
+    });
+
+    const outcomes = await Promise.all(Array.from({ length: 10 }, () => refresher.refresh()));
+
+    expect(renewals()).toBe(1);
+    expect(new Set(outcomes).size).toBe(1);
+    expect(outcomes[0]?.status).toBe('refreshed');
+    // A later request is a new run.
+    expect((await refresher.refresh()).status).toBe('fresh');
   });
 });
