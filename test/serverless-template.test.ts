@@ -2,10 +2,12 @@
 // schedule, runtimes, least-privilege roles, the config store's protection, alarms, and who may invoke what.
 // Conditions are evaluated the way CloudFormation would for the parameters given, so each check sees the stack
 // that would be created.
+
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_DIR, packageService, runOsls } from '../scripts/package.ts';
 
@@ -243,21 +245,44 @@ async function packaged(name: string, params: Record<string, string>): Promise<P
 }
 
 /** Entry names, read from the zip's end-of-central-directory record and central directory. */
-function zipEntries(zip: Buffer): string[] {
+interface ZipEntry {
+  name: string;
+  read(): Buffer;
+}
+
+/** The entries of a zip file, from its central directory; read() inflates one. */
+function zipEntries(zip: Buffer): ZipEntry[] {
   const end = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
   if (end < 0) throw new Error('not a zip file');
   const count = zip.readUInt16LE(end + 10);
   let at = zip.readUInt32LE(end + 16);
-  const names: string[] = [];
+  const entries: ZipEntry[] = [];
   for (let i = 0; i < count; i++) {
     if (zip.readUInt32LE(at) !== 0x02014b50) throw new Error(`bad central directory entry at ${at}`);
+    const method = zip.readUInt16LE(at + 10);
+    const compressedSize = zip.readUInt32LE(at + 20);
     const nameLength = zip.readUInt16LE(at + 28);
     const extraLength = zip.readUInt16LE(at + 30);
     const commentLength = zip.readUInt16LE(at + 32);
-    names.push(zip.toString('utf8', at + 46, at + 46 + nameLength));
+    const localHeader = zip.readUInt32LE(at + 42);
+    const name = zip.toString('utf8', at + 46, at + 46 + nameLength);
+    entries.push({
+      name,
+      read: () => {
+        const start =
+          localHeader + 30 + zip.readUInt16LE(localHeader + 26) + zip.readUInt16LE(localHeader + 28);
+        const data = zip.subarray(start, start + compressedSize);
+        return method === 0 ? data : inflateRawSync(data);
+      },
+    });
     at += 46 + nameLength + extraLength + commentLength;
   }
-  return names;
+  return entries;
+}
+
+/** Relative ESM imports (static and dynamic) of a bundled file. */
+function relativeImports(code: string): string[] {
+  return [...code.matchAll(/(?:from|import)\s*\(?\s*["'](\.\/[^"']+)["']/g)].map((m) => m[1] ?? '');
 }
 
 const PACKAGE_TIMEOUT = 180_000;
@@ -298,11 +323,28 @@ function commonChecks(get: () => Packaged) {
       expect(Object.values(t.Resources).filter((r) => r.Type === 'AWS::Lambda::Function')).toHaveLength(3);
     });
 
-    it('ships each function as one ESM bundle with its source map and nothing else', async () => {
+    it('ships each function as ESM files with source maps, holding every chunk its entry can load and nothing else', async () => {
       const { outDir } = get();
       for (const [name, { handler }] of Object.entries(FUNCTIONS)) {
         const entries = zipEntries(await readFile(join(outDir, `${name}.zip`)));
-        expect(entries.sort()).toEqual([`functions/${handler}.mjs`, `functions/${handler}.mjs.map`]);
+        const byName = new Map(entries.map((e) => [e.name, e]));
+        for (const entry of entries) expect(entry.name).toMatch(/^functions\/[\w.-]+\.mjs(\.map)?$/);
+        for (const entry of entries.filter((e) => e.name.endsWith('.mjs')))
+          expect(byName.has(`${entry.name}.map`)).toBe(true);
+        // Walk the import graph from the handler: every chunk it can reach is in the zip.
+        const seen = new Set<string>();
+        const queue = [`functions/${handler}.mjs`];
+        while (queue.length > 0) {
+          const file = queue.pop() as string;
+          if (seen.has(file)) continue;
+          seen.add(file);
+          const entry = byName.get(file);
+          expect(entry, `${name}: ${file}`).toBeDefined();
+          for (const spec of relativeImports(entry?.read().toString('utf8') ?? '')) {
+            queue.push(join('functions', spec));
+          }
+        }
+        expect(seen.size).toBeGreaterThan(1);
       }
     });
 
