@@ -1,15 +1,14 @@
 // The daily Kite login made one click: a signed, short-lived `state` rides through Kite's redirect_params, and the
 // callback checks it, exchanges the request token once, enforces the pinned account and stores the tokens with CAS.
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { open, unlink } from 'node:fs/promises';
 import { apiRootFrom, type BrokerConfig, KITE_API_ROOT } from './config.ts';
-import { ConflictError, KiteApiError, KiteNetworkError, StoreError } from './errors.ts';
+import { KiteApiError, KiteNetworkError } from './errors.ts';
 import { formatIst, istDate, nextExpiry, parseKiteLoginTime, toIsoIst } from './expiry.ts';
 import { KITE_LOGIN_ROOT, loginUrl } from './kite/client.ts';
 import { type Log, silentLog } from './log.ts';
 import { maskToken } from './mask.ts';
-import { localRescuePath } from './refresh.ts';
 import type { ConfigStore, RescuedTokens } from './store/config-store.ts';
+import { clearKeptTokens, TokensNotWrittenError, type WriteRetry, writeTokens } from './token-write.ts';
 
 /** How long a login link works when nobody says otherwise: long enough to type a password and a TOTP. */
 export const LOGIN_STATE_TTL_MS = 10 * 60_000;
@@ -186,7 +185,7 @@ export interface LoginDeps {
   now?: () => Date;
   log?: Log;
   /** Retries of the token write; a token Kite issued is worth waiting for. */
-  writeRetry?: { attempts?: number; baseDelayMs?: number; budgetMs?: number };
+  writeRetry?: WriteRetry;
   /** Folder for the local copy of tokens a failed write could not store. Default: the OS temp folder. */
   rescueDir?: string;
 }
@@ -412,7 +411,8 @@ async function exchange(
     issued_at: toIsoIst(issuedAt),
   };
   const written = await writeLogin(deps, first, tokens, log);
-  await clearRescues(deps);
+  // Tokens kept by an earlier failed write are older than the login's: drop them so no run writes them back.
+  await clearKeptTokens(deps.store, deps.rescueDir);
   // The stored expiry: a newer token that won a race (see writeLogin) is the one in force.
   const expiresAt = new Date(written.access_token_expires_at ?? tokens.access_token_expires_at);
   const pinned = !first.config.user_id;
@@ -438,83 +438,39 @@ async function writeLogin(
   tokens: RescuedTokens,
   log: Log,
 ): Promise<BrokerConfig> {
-  const attempts = deps.writeRetry?.attempts ?? 6;
-  const baseDelayMs = deps.writeRetry?.baseDelayMs ?? 200;
-  const budgetMs = deps.writeRetry?.budgetMs ?? 15_000;
-  const started = Date.now();
-  let current = first;
-  let lastError: unknown;
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    checkAccount(current.config, tokens.user_id ?? '');
-    const updated = applyLogin(current.config, tokens);
-    try {
-      await deps.store.write(updated, current.version);
-      return updated;
-    } catch (e: unknown) {
-      lastError = e;
-      if (e instanceof ConflictError) {
-        try {
-          const latest = await deps.store.read();
-          const theirs = latest.config.refreshed_at ? Date.parse(latest.config.refreshed_at) : 0;
-          if (latest.config.api_secret !== tokens.access_token && theirs > Date.parse(tokens.issued_at)) {
-            // A later login or renewal stored a newer token meanwhile: that one stands.
-            return latest.config;
-          }
-          current = latest;
-          continue;
-        } catch (readError: unknown) {
-          lastError = readError;
-          break;
-        }
-      }
-      if (!(e instanceof StoreError && e.retryable)) break;
-      const delay = Math.min(baseDelayMs * 2 ** (attempt - 1), 2_000) * (0.5 + Math.random() / 2);
-      if (Date.now() - started + delay > budgetMs) break;
-      await new Promise((resolve) => setTimeout(resolve, delay));
-    }
-  }
-
-  const kept: string[] = [];
-  const localPath = localRescuePath(deps.store.location, deps.rescueDir);
   try {
-    await unlink(localPath).catch(() => {});
-    const handle = await open(localPath, 'wx', 0o600);
-    try {
-      await handle.writeFile(`${JSON.stringify(tokens)}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    kept.push(localPath);
-  } catch {
-    // The store's slot below is the other copy; one is enough.
+    return await writeTokens({
+      store: deps.store,
+      start: first,
+      tokens,
+      apply: (base) => {
+        // The pin may have been set by someone else meanwhile: check it on every attempt.
+        checkAccount(base, tokens.user_id ?? '');
+        return applyLogin(base, tokens);
+      },
+      // A later login or renewal stored a newer token meanwhile: that one stands.
+      superseded: (latest) =>
+        latest.api_secret !== tokens.access_token &&
+        (latest.refreshed_at ? Date.parse(latest.refreshed_at) : 0) > Date.parse(tokens.issued_at),
+      retry: deps.writeRetry,
+      rescueDir: deps.rescueDir,
+    });
+  } catch (e: unknown) {
+    if (!(e instanceof TokensNotWrittenError)) throw e;
+    log.error('❌ Login token not stored', {
+      reason: `Kite logged in ${tokens.user_id} but the token could not be stored (${e.message})`,
+      newToken: maskToken(tokens.access_token),
+      kept: e.kept.length > 0 ? e.kept : 'nowhere',
+    });
+    throw new LoginError(
+      'not_stored',
+      `Kite logged you in as ${tokens.user_id}, but the token could not be saved. Log in again from a fresh link in a minute.`,
+      {
+        detail: `write failed (${e.message}); tokens kept in ${e.kept.join(' and ') || 'nowhere'}`,
+        cause: e.cause,
+      },
+    );
   }
-  try {
-    await deps.store.saveRescue(tokens);
-    kept.push(`${deps.store.location} (rescue slot)`);
-  } catch {
-    // Reported through `kept`.
-  }
-  const cause = lastError instanceof Error ? `${lastError.name}: ${lastError.message}` : String(lastError);
-  log.error('❌ Login token not stored', {
-    reason: `Kite logged in ${tokens.user_id} but the token could not be stored (${cause})`,
-    newToken: maskToken(tokens.access_token),
-    kept: kept.length > 0 ? kept : 'nowhere',
-  });
-  throw new LoginError(
-    'not_stored',
-    `Kite logged you in as ${tokens.user_id}, but the token could not be saved. Log in again from a fresh link in a minute.`,
-    {
-      detail: `write failed (${cause}); tokens kept in ${kept.join(' and ') || 'nowhere'}`,
-      cause: lastError,
-    },
-  );
-}
-
-/** Tokens kept by an earlier failed write are older than the login's: drop them so no run writes them back. */
-async function clearRescues(deps: LoginDeps): Promise<void> {
-  await unlink(localRescuePath(deps.store.location, deps.rescueDir)).catch(() => {});
-  await deps.store.clearRescue().catch(() => {});
 }
 
 /** "06:00 IST tomorrow (2025-11-08 06:00:00 IST)", relative to `now` in IST. */

@@ -1,13 +1,10 @@
 // The refresh engine: read → decide → take the lease → renew with Kite → write back with compare-and-swap.
 // It knows stores only through ConfigStore, so the same code runs against a file, S3 or Secrets Manager.
-import { createHash, randomUUID } from 'node:crypto';
-import { constants } from 'node:fs';
-import { open, readFile, unlink } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BrokerConfig, hasRefreshToken } from './config.ts';
-import { ConflictError, KiteApiError, LoginRequiredError, StoreError } from './errors.ts';
+import { ConflictError, KiteApiError, LoginRequiredError } from './errors.ts';
 import {
   type DueReason,
   formatIst,
@@ -20,6 +17,14 @@ import {
 import { type Log, silentLog } from './log.ts';
 import { maskToken } from './mask.ts';
 import type { ConfigStore, RescuedTokens } from './store/config-store.ts';
+import {
+  clearKeptTokens,
+  loadLocalRescue,
+  localRescuePath,
+  TokensNotWrittenError,
+  type WriteRetry,
+  writeTokens,
+} from './token-write.ts';
 
 /** What the engine needs from a Kite session: KiteClient's session type fits. */
 export interface RenewedSession {
@@ -51,7 +56,7 @@ export interface RefreshDeps {
   /** How often a waiting refresher re-reads the document. */
   pollMs?: number;
   /** Retries of the final write; a token Kite issued is worth waiting for. */
-  writeRetry?: { attempts?: number; baseDelayMs?: number; budgetMs?: number };
+  writeRetry?: WriteRetry;
   /** Folder for the local copy of tokens a failed write could not store. Default: the OS temp folder. */
   rescueDir?: string;
 }
@@ -105,9 +110,6 @@ const DEFAULTS = {
   leaseTtlMs: 30_000,
   leaseWaitMs: 20_000,
   pollMs: 50,
-  writeAttempts: 6,
-  writeBaseDelayMs: 200,
-  writeBudgetMs: 15_000,
 };
 
 function withoutLease(config: BrokerConfig): BrokerConfig {
@@ -130,31 +132,6 @@ function expiryOf(config: BrokerConfig): Date | undefined {
   return parseStoredInstant(config.access_token_expires_at, 'access_token_expires_at');
 }
 
-/** The local file that keeps tokens a failed store write would otherwise lose (0600, one per config location). */
-export function localRescuePath(location: string, dir = tmpdir()): string {
-  const id = createHash('sha256').update(location).digest('hex').slice(0, 16);
-  return join(dir, `kite-token-rescue-${id}.json`);
-}
-
-async function saveLocalRescue(path: string, tokens: RescuedTokens): Promise<void> {
-  await unlink(path).catch(() => {});
-  const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-  try {
-    await handle.writeFile(`${JSON.stringify(tokens)}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function loadLocalRescue(path: string): Promise<RescuedTokens | null> {
-  try {
-    return JSON.parse(await readFile(path, 'utf8')) as RescuedTokens;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * Keeps the config's access token fresh. Returns what happened; throws LoginRequiredError when Kite rejects the
  * refresh token, TokenNotStoredError when a renewed token could not be written (it is kept for the next run),
@@ -167,7 +144,6 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
   const leaseTtlMs = deps.leaseTtlMs ?? DEFAULTS.leaseTtlMs;
   const leaseWaitMs = deps.leaseWaitMs ?? DEFAULTS.leaseWaitMs;
   const pollMs = deps.pollMs ?? DEFAULTS.pollMs;
-  const rescuePath = localRescuePath(deps.store.location, deps.rescueDir);
   const started = Date.now();
   let firstSeenToken: string | undefined;
   let announced = false;
@@ -211,7 +187,7 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
     if (!decision.due) return tokenOutcome('fresh');
 
     // Tokens a failed write kept on this machine go in before anything asks Kite again.
-    const local = await loadLocalRescue(rescuePath);
+    const local = await loadLocalRescue(localRescuePath(deps.store.location, deps.rescueDir));
     if (
       local &&
       local.access_token !== config.api_secret &&
@@ -219,8 +195,7 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
     ) {
       const stored = await storeRescued(deps, config, version, local, log);
       if (stored) {
-        await unlink(rescuePath).catch(() => {});
-        await deps.store.clearRescue().catch(() => {});
+        await clearKeptTokens(deps.store, deps.rescueDir);
         return stored;
       }
       continue;
@@ -311,7 +286,7 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
       access_token_expires_at: toIsoIst(nextExpiry(parseKiteLoginTime(session.loginTime) ?? issuedAt)),
       issued_at: toIsoIst(issuedAt),
     };
-    const written = await writeTokens(deps, leased, leaseVersion, tokens, owner, rescuePath, log);
+    const written = await writeRenewal(deps, { config: leased, version: leaseVersion }, tokens, owner, log);
     log.info('✅ Token refreshed successfully', {
       oldToken: maskToken(config.api_secret),
       newToken: maskToken(written.api_secret),
@@ -399,80 +374,42 @@ async function recoverFromStoreRescue(
 }
 
 /**
- * The final write. Retries transient failures with backoff; on a conflict, re-reads and re-applies the tokens
- * (unless a newer token is already there). If it cannot store them, keeps them in the store's rescue slot and
- * on local disk, then throws: no path returns success having dropped a token Kite issued.
+ * The final write (see token-write.ts): on a conflict the tokens are re-applied to the latest document, unless
+ * this refresher's lease lapsed and a later refresher stored a newer token, which then stands. If they cannot be
+ * stored they are kept and TokenNotStoredError says where: no path returns success having dropped them.
  */
-async function writeTokens(
+async function writeRenewal(
   deps: RefreshDeps,
-  leased: BrokerConfig,
-  leaseVersion: string,
+  start: { config: BrokerConfig; version: string },
   tokens: RescuedTokens,
   owner: string,
-  rescuePath: string,
   log: Log,
 ): Promise<BrokerConfig> {
-  const attempts = deps.writeRetry?.attempts ?? DEFAULTS.writeAttempts;
-  const baseDelayMs = deps.writeRetry?.baseDelayMs ?? DEFAULTS.writeBaseDelayMs;
-  const budgetMs = deps.writeRetry?.budgetMs ?? DEFAULTS.writeBudgetMs;
-  const started = Date.now();
-  let base = leased;
-  let version = leaseVersion;
-  let lastError: unknown;
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    const updated = { ...withoutLease(base), ...tokenFields(tokens, base) } as BrokerConfig;
-    try {
-      await deps.store.write(updated, version);
-      return updated;
-    } catch (e: unknown) {
-      lastError = e;
-      if (e instanceof ConflictError) {
-        try {
-          const latest = await deps.store.read();
-          const theirs = latest.config.refreshed_at ? Date.parse(latest.config.refreshed_at) : 0;
-          if (latest.config.refresh_lease?.owner !== owner && theirs > Date.parse(tokens.issued_at)) {
-            // Our lease lapsed and a later refresher stored a newer token: that one stands.
-            return latest.config;
-          }
-          base = latest.config;
-          version = latest.version;
-          continue;
-        } catch (readError: unknown) {
-          lastError = readError;
-        }
-      } else if (!(e instanceof StoreError && e.retryable)) {
-        break;
-      }
-      const delay = Math.min(baseDelayMs * 2 ** (attempt - 1), 2_000) * (0.5 + Math.random() / 2);
-      if (Date.now() - started + delay > budgetMs) break;
-      await sleep(delay);
-    }
-  }
-
-  const kept: string[] = [];
   try {
-    await saveLocalRescue(rescuePath, tokens);
-    kept.push(rescuePath);
-  } catch {
-    // Try the store's slot as well; one of the two is enough.
+    return await writeTokens({
+      store: deps.store,
+      start,
+      tokens,
+      apply: (base) => ({ ...withoutLease(base), ...tokenFields(tokens, base) }) as BrokerConfig,
+      superseded: (latest) =>
+        latest.refresh_lease?.owner !== owner &&
+        (latest.refreshed_at ? Date.parse(latest.refreshed_at) : 0) > Date.parse(tokens.issued_at),
+      retry: deps.writeRetry,
+      rescueDir: deps.rescueDir,
+    });
+  } catch (e: unknown) {
+    if (!(e instanceof TokensNotWrittenError)) throw e;
+    log.error('❌ Token refresh failed', {
+      reason: `Kite renewed the token but it could not be stored (${e.message})`,
+      newToken: maskToken(tokens.access_token),
+      kept: e.kept.length > 0 ? e.kept : 'nowhere: copy the token from this machine now',
+    });
+    throw new TokenNotStoredError(
+      `Kite renewed the token but writing ${deps.store.location} failed (${e.message}); ` +
+        (e.kept.length > 0
+          ? `the tokens are kept in ${e.kept.join(' and ')} and the next run stores them`
+          : 'no copy could be kept'),
+      { kept: e.kept, cause: e.cause },
+    );
   }
-  try {
-    await deps.store.saveRescue(tokens);
-    kept.push(`${deps.store.location} (rescue slot)`);
-  } catch {
-    // Reported below through `kept`.
-  }
-  const cause = lastError instanceof Error ? `${lastError.name}: ${lastError.message}` : String(lastError);
-  log.error('❌ Token refresh failed', {
-    reason: `Kite renewed the token but it could not be stored (${cause})`,
-    newToken: maskToken(tokens.access_token),
-    kept: kept.length > 0 ? kept : 'nowhere: copy the token from this machine now',
-  });
-  throw new TokenNotStoredError(
-    `Kite renewed the token but writing ${deps.store.location} failed (${cause}); ` +
-      (kept.length > 0
-        ? `the tokens are kept in ${kept.join(' and ')} and the next run stores them`
-        : 'no copy could be kept'),
-    { kept, cause: lastError },
-  );
 }

@@ -18,9 +18,9 @@ import {
   loginStateKey,
   verifyLoginState,
 } from '../lib/login.ts';
-import { localRescuePath } from '../lib/refresh.ts';
 import type { ConfigStore } from '../lib/store/config-store.ts';
 import { FileStore } from '../lib/store/file-store.ts';
+import { localRescuePath } from '../lib/token-write.ts';
 import {
   API_KEY,
   captureLog,

@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BrokerConfig } from '../lib/config.ts';
 import { ConflictError, KiteApiError, LoginRequiredError } from '../lib/errors.ts';
-import { localRescuePath, type RefreshDeps, refreshToken, TokenNotStoredError } from '../lib/refresh.ts';
+import { type RefreshDeps, refreshToken, TokenNotStoredError } from '../lib/refresh.ts';
 import { createRefresher } from '../lib/refresher.ts';
 import type { ConfigStore } from '../lib/store/config-store.ts';
 import { FileStore } from '../lib/store/file-store.ts';
+import { localRescuePath } from '../lib/token-write.ts';
 import {
   captureLog,
   leakedTokens,
