@@ -13,7 +13,7 @@ export const MAX_CONFIG_BYTES = 64 * 1024;
 
 const nonEmpty = z.string().check(z.minLength(1));
 
-const leaseSchema = z.looseObject({ owner: nonEmpty, until: nonEmpty });
+const leaseSchema = z.looseObject({ owner: nonEmpty, until: nonEmpty, since: z.optional(z.string()) });
 
 const configSchema = z.looseObject({
   type: z.literal('kite'),

@@ -53,8 +53,10 @@ export interface RefreshDeps {
   leaseTtlMs?: number;
   /** How long to wait for another refresher's lease before giving up. */
   leaseWaitMs?: number;
-  /** How often a waiting refresher re-reads the document. */
+  /** How often a waiting refresher re-reads the document, at most; it starts at a quarter of this and backs off. */
   pollMs?: number;
+  /** How long a renewal (lease, Kite, write) usually takes: waiters sleep through it before polling. */
+  expectedRenewalMs?: number;
   /** Retries of the final write; a token Kite issued is worth waiting for. */
   writeRetry?: WriteRetry;
   /** Folder for the local copy of tokens a failed write could not store. Default: the OS temp folder. */
@@ -110,6 +112,7 @@ const DEFAULTS = {
   leaseTtlMs: 30_000,
   leaseWaitMs: 20_000,
   pollMs: 50,
+  expectedRenewalMs: 100,
 };
 
 function withoutLease(config: BrokerConfig): BrokerConfig {
@@ -144,6 +147,8 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
   const leaseTtlMs = deps.leaseTtlMs ?? DEFAULTS.leaseTtlMs;
   const leaseWaitMs = deps.leaseWaitMs ?? DEFAULTS.leaseWaitMs;
   const pollMs = deps.pollMs ?? DEFAULTS.pollMs;
+  const expectedRenewalMs = deps.expectedRenewalMs ?? DEFAULTS.expectedRenewalMs;
+  let waits = 0;
   const started = Date.now();
   let firstSeenToken: string | undefined;
   let announced = false;
@@ -186,6 +191,22 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
     });
     if (!decision.due) return tokenOutcome('fresh');
 
+    // Another refresher is renewing: wait for its result rather than ask Kite again. Its lease says when it
+    // started, so a waiter sleeps through the expected renewal and then polls briskly, backing off if Kite is slow.
+    const lease = config.refresh_lease;
+    if (lease && lease.owner !== owner && Date.parse(lease.until) > now().getTime()) {
+      if (Date.now() - started > leaseWaitMs) {
+        throw new RefreshBusyError(
+          `another refresher (${lease.owner}) holds the refresh lease on ${deps.store.location} until ${lease.until}`,
+        );
+      }
+      const expectedDone = lease.since ? Date.parse(lease.since) + expectedRenewalMs : Number.NaN;
+      const untilExpected = expectedDone - now().getTime();
+      const delay = untilExpected > 0 ? untilExpected : Math.min((pollMs / 4) * 1.5 ** waits++, pollMs * 4);
+      await sleep(delay * (0.8 + Math.random() * 0.4));
+      continue;
+    }
+
     // Tokens a failed write kept on this machine go in before anything asks Kite again.
     const local = await loadLocalRescue(localRescuePath(deps.store.location, deps.rescueDir));
     if (
@@ -224,17 +245,6 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
       return { status: 'login_required', reason: 'no_refresh_token', config, kiteCalls: 0 };
     }
 
-    const lease = config.refresh_lease;
-    if (lease && lease.owner !== owner && Date.parse(lease.until) > now().getTime()) {
-      if (Date.now() - started > leaseWaitMs) {
-        throw new RefreshBusyError(
-          `another refresher (${lease.owner}) holds the refresh lease on ${deps.store.location} until ${lease.until}`,
-        );
-      }
-      await sleep(pollMs * (0.5 + Math.random()));
-      continue;
-    }
-
     if (!announced) {
       log.info('🔄 Refreshing Kite access token...', {
         location: deps.store.location,
@@ -244,15 +254,19 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
     }
     const leased: BrokerConfig = {
       ...config,
-      refresh_lease: { owner, until: new Date(now().getTime() + leaseTtlMs).toISOString() },
+      refresh_lease: {
+        owner,
+        since: now().toISOString(),
+        until: new Date(now().getTime() + leaseTtlMs).toISOString(),
+      },
     };
     let leaseVersion: string;
     try {
       leaseVersion = await deps.store.write(leased, version);
     } catch (e: unknown) {
       if (!(e instanceof ConflictError)) throw e;
-      // Someone else just took the lease (or wrote): give them a poll interval before reading again.
-      await sleep(pollMs * (0.5 + Math.random()));
+      // Someone else just took the lease: their renewal takes about expectedRenewalMs, so read again after it.
+      await sleep(expectedRenewalMs * (0.8 + Math.random() * 0.4));
       continue;
     }
 
