@@ -3,12 +3,19 @@
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { apiRootFrom, type BrokerConfig, KITE_API_ROOT } from './config.ts';
 import { KiteApiError, KiteNetworkError } from './errors.ts';
-import { formatIst, istDate, nextExpiry, parseKiteLoginTime, toIsoIst } from './expiry.ts';
+import { formatIst, istDate } from './expiry.ts';
 import { KITE_LOGIN_ROOT, loginUrl } from './kite/client.ts';
 import { type Log, silentLog } from './log.ts';
 import { maskToken } from './mask.ts';
 import type { ConfigStore, RescuedTokens } from './store/config-store.ts';
-import { clearKeptTokens, TokensNotWrittenError, type WriteRetry, writeTokens } from './token-write.ts';
+import {
+  clearKeptTokens,
+  TokensNotWrittenError,
+  tokensFromSession,
+  type WriteRetry,
+  withTokens,
+  writeTokens,
+} from './token-write.ts';
 
 /** How long a login link works when nobody says otherwise: long enough to type a password and a TOTP. */
 export const LOGIN_STATE_TTL_MS = 10 * 60_000;
@@ -354,22 +361,11 @@ function checkAccount(config: BrokerConfig, userId: string): void {
 
 /** The document after a login: the login's tokens, the account pinned, no lease and no pending reminder. */
 function applyLogin(base: BrokerConfig, tokens: RescuedTokens): BrokerConfig {
-  const {
-    refresh_lease: _lease,
-    login_reminder: _reminder,
-    ...rest
-  } = base as BrokerConfig & {
+  // A login answers the reminders: their state goes with it.
+  const { login_reminder: _reminder, ...rest } = withTokens(base, tokens) as BrokerConfig & {
     login_reminder?: unknown;
   };
-  return {
-    ...rest,
-    api_secret: tokens.access_token,
-    // Kite answers "" to apps it issues no refresh token to; keep whatever the config has then.
-    refresh_token: tokens.refresh_token || base.refresh_token,
-    access_token_expires_at: tokens.access_token_expires_at,
-    refreshed_at: tokens.issued_at,
-    user_id: tokens.user_id,
-  } as BrokerConfig;
+  return rest as BrokerConfig;
 }
 
 async function exchange(
@@ -402,14 +398,7 @@ async function exchange(
     throw e;
   }
 
-  const issuedAt = now();
-  const tokens: RescuedTokens = {
-    access_token: session.accessToken,
-    refresh_token: session.refreshToken,
-    user_id: session.userId,
-    access_token_expires_at: toIsoIst(nextExpiry(parseKiteLoginTime(session.loginTime) ?? issuedAt)),
-    issued_at: toIsoIst(issuedAt),
-  };
+  const tokens = tokensFromSession(session, now());
   const written = await writeLogin(deps, first, tokens, log);
   // Tokens kept by an earlier failed write are older than the login's: drop them so no run writes them back.
   await clearKeptTokens(deps.store, deps.rescueDir);

@@ -5,15 +5,7 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BrokerConfig, hasRefreshToken } from './config.ts';
 import { ConflictError, KiteApiError, LoginRequiredError } from './errors.ts';
-import {
-  type DueReason,
-  formatIst,
-  nextExpiry,
-  parseKiteLoginTime,
-  parseStoredInstant,
-  refreshDue,
-  toIsoIst,
-} from './expiry.ts';
+import { type DueReason, formatIst, parseStoredInstant, refreshDue } from './expiry.ts';
 import { type Log, silentLog } from './log.ts';
 import { maskToken } from './mask.ts';
 import type { ConfigStore, RescuedTokens } from './store/config-store.ts';
@@ -22,7 +14,9 @@ import {
   loadLocalRescue,
   localRescuePath,
   TokensNotWrittenError,
+  tokensFromSession,
   type WriteRetry,
+  withTokens,
   writeTokens,
 } from './token-write.ts';
 
@@ -118,17 +112,6 @@ const DEFAULTS = {
 function withoutLease(config: BrokerConfig): BrokerConfig {
   const { refresh_lease: _lease, ...rest } = config;
   return rest as BrokerConfig;
-}
-
-function tokenFields(tokens: RescuedTokens, previous: BrokerConfig): Partial<BrokerConfig> {
-  return {
-    api_secret: tokens.access_token,
-    // Kite answers "" to apps it issues no refresh token to; keep the one the config has then.
-    refresh_token: tokens.refresh_token || previous.refresh_token,
-    access_token_expires_at: tokens.access_token_expires_at,
-    refreshed_at: tokens.issued_at,
-    ...(tokens.user_id ? { user_id: tokens.user_id } : {}),
-  };
 }
 
 function expiryOf(config: BrokerConfig): Date | undefined {
@@ -292,14 +275,7 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
       throw e;
     }
     const kiteMs = Date.now() - kiteStarted;
-    const issuedAt = now();
-    const tokens: RescuedTokens = {
-      access_token: session.accessToken,
-      refresh_token: session.refreshToken,
-      user_id: session.userId,
-      access_token_expires_at: toIsoIst(nextExpiry(parseKiteLoginTime(session.loginTime) ?? issuedAt)),
-      issued_at: toIsoIst(issuedAt),
-    };
+    const tokens = tokensFromSession(session, now());
     const written = await writeRenewal(deps, { config: leased, version: leaseVersion }, tokens, owner, log);
     log.info('✅ Token refreshed successfully', {
       oldToken: maskToken(config.api_secret),
@@ -351,7 +327,7 @@ async function storeRescued(
   tokens: RescuedTokens,
   log: Log,
 ): Promise<RefreshOutcome | undefined> {
-  const updated = { ...withoutLease(config), ...tokenFields(tokens, config) } as BrokerConfig;
+  const updated = withTokens(config, tokens);
   try {
     await deps.store.write(updated, version);
   } catch (e: unknown) {
@@ -404,7 +380,7 @@ async function writeRenewal(
       store: deps.store,
       start,
       tokens,
-      apply: (base) => ({ ...withoutLease(base), ...tokenFields(tokens, base) }) as BrokerConfig,
+      apply: (base) => withTokens(base, tokens),
       superseded: (latest) =>
         latest.refresh_lease?.owner !== owner &&
         (latest.refreshed_at ? Date.parse(latest.refreshed_at) : 0) > Date.parse(tokens.issued_at),

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BrokerConfig } from './config.ts';
 import { ConflictError, StoreError } from './errors.ts';
+import { nextExpiry, parseKiteLoginTime, toIsoIst } from './expiry.ts';
 import type { ConfigStore, RescuedTokens, StoredConfig } from './store/config-store.ts';
 
 export interface WriteRetry {
@@ -17,6 +18,34 @@ export interface WriteRetry {
 }
 
 const DEFAULTS = { attempts: 6, baseDelayMs: 200, budgetMs: 15_000 };
+
+/** The tokens of a session Kite just issued, with their 06:00 IST expiry (from Kite's login_time when it sent one). */
+export function tokensFromSession(
+  session: { userId: string; accessToken: string; refreshToken: string; loginTime?: string | undefined },
+  issuedAt: Date,
+): RescuedTokens {
+  return {
+    access_token: session.accessToken,
+    refresh_token: session.refreshToken,
+    user_id: session.userId,
+    access_token_expires_at: toIsoIst(nextExpiry(parseKiteLoginTime(session.loginTime) ?? issuedAt)),
+    issued_at: toIsoIst(issuedAt),
+  };
+}
+
+/** `base` with the tokens in place and no refresh lease (whoever held it is done, or superseded). */
+export function withTokens(base: BrokerConfig, tokens: RescuedTokens): BrokerConfig {
+  const { refresh_lease: _lease, ...rest } = base;
+  return {
+    ...rest,
+    api_secret: tokens.access_token,
+    // Kite answers "" to apps it issues no refresh token to; keep the one the config has then.
+    refresh_token: tokens.refresh_token || base.refresh_token,
+    access_token_expires_at: tokens.access_token_expires_at,
+    refreshed_at: tokens.issued_at,
+    ...(tokens.user_id ? { user_id: tokens.user_id } : {}),
+  } as BrokerConfig;
+}
 
 /** The local file that keeps tokens a failed store write would otherwise lose (0600, one per config location). */
 export function localRescuePath(location: string, dir = tmpdir()): string {
