@@ -1,7 +1,15 @@
 // The on-demand refresh contract: what a trading Lambda sends after Kite answered 401/403, and what it gets back.
 import * as z from 'zod/mini';
 import type { BrokerConfig } from './config.ts';
-import { InputError, KiteApiError, KiteNetworkError, LoginRequiredError } from './errors.ts';
+import {
+  ConfigError,
+  InputError,
+  KiteApiError,
+  KiteNetworkError,
+  LoginRequiredError,
+  NotFoundError,
+  StoreError,
+} from './errors.ts';
 import { RefreshBusyError, type RefreshOutcome, TokenNotStoredError } from './refresh.ts';
 import type { Refresher } from './refresher.ts';
 
@@ -24,7 +32,14 @@ export type OnDemandResponse =
   | {
       status: 'error';
       error: {
-        type: 'InvalidPayload' | 'KiteUnavailable' | 'KiteRejected' | 'RefreshBusy' | 'TokenNotStored';
+        type:
+          | 'InvalidPayload'
+          | 'ConfigInvalid'
+          | 'StoreUnavailable'
+          | 'KiteUnavailable'
+          | 'KiteRejected'
+          | 'RefreshBusy'
+          | 'TokenNotStored';
         message: string;
         retryable: boolean;
       };
@@ -102,6 +117,15 @@ export async function answerOnDemand(
     }
     if (e instanceof RefreshBusyError) {
       return { status: 'error', error: { type: 'RefreshBusy', message: e.message, retryable: true } };
+    }
+    if (e instanceof ConfigError || e instanceof NotFoundError) {
+      return { status: 'error', error: { type: 'ConfigInvalid', message: e.message, retryable: false } };
+    }
+    if (e instanceof StoreError) {
+      return {
+        status: 'error',
+        error: { type: 'StoreUnavailable', message: e.message, retryable: e.retryable },
+      };
     }
     if (e instanceof TokenNotStoredError) {
       return { status: 'error', error: { type: 'TokenNotStored', message: e.message, retryable: true } };

@@ -247,6 +247,23 @@ describe('on-demand-refresh handler', () => {
     expect(s3Calls('PUT')).toBe(0);
   });
 
+  it('answers a structured error naming the field when the stored config is malformed, and writes nothing', async () => {
+    cloud.s3.putObjectRaw(BUCKET, KEY, JSON.stringify({ type: 'kite', api_secret: 'x' }));
+    cloud.s3.resetRequests();
+
+    const answer = await onDemand({ status: 403 });
+
+    expect(answer).toEqual({
+      status: 'error',
+      error: {
+        type: 'ConfigInvalid',
+        message: `s3://${BUCKET}/${KEY}: missing required field "api_key"`,
+        retryable: false,
+      },
+    });
+    expect(s3Calls('PUT')).toBe(0);
+  });
+
   it('returns the stored token without calling Kite when the failed token was already replaced', async () => {
     const config = seedConfig(fx.sandbox, 'fresh');
     seed(config);
