@@ -9,6 +9,7 @@ export const DEFAULT_FIRST_REMINDER_IST = '08:00';
 export const DEFAULT_FOLLOW_UP_IST = '09:00';
 /** A reminder's link outlives the ten minutes of a terminal's: people read mail late. */
 export const REMINDER_LINK_TTL_MS = 12 * 60 * 60_000;
+const FOLLOW_UP_SLACK_MS = 10 * 60_000;
 
 /**
  * `login_reminder` in broker-config.json. Reminders are counted per IST day *and* per stored expiry: a new token
@@ -142,7 +143,9 @@ export function decideReminder(input: ReminderInput): ReminderDecision {
   }
   if (same.sent >= 2) return none('done');
   const lastSent = parseInstant(same.last_sent_at) ?? firstAt;
-  const due = Math.max(followUpAt.getTime(), lastSent.getTime() + gapMs);
+  // Ticks drift by seconds (start-up, retries): without slack a follow-up due "an hour after 08:01:20" would miss
+  // the 09:01:05 tick and go out at 10:01, after market open.
+  const due = Math.max(followUpAt.getTime(), lastSent.getTime() + gapMs - FOLLOW_UP_SLACK_MS);
   if (now.getTime() < due) return none('before_follow_up');
   return {
     send: 'follow_up',

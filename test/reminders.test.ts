@@ -115,6 +115,15 @@ describe('decideReminder', () => {
     ]);
   });
 
+  it('sends the follow-up on the 09:01 tick even when the 08:01 tick ran seconds late', () => {
+    const late = [ist('2025-11-07', '08:01'), ist('2025-11-07', '09:01')];
+    late[0] = new Date((late[0] as Date).getTime() + 20_000);
+    expect(runDay(dailyLogin(), late).sent).toEqual([
+      { kind: 'first', at: '08:01' },
+      { kind: 'follow_up', at: '09:01' },
+    ]);
+  });
+
   it('sends nothing more once a login stores a new token, until that token expires', () => {
     const login = { at: ist('2025-11-07', '08:30'), apply: loginAt('2025-11-07', '2025-11-08') };
     const today = runDay(dailyLogin(), ticks('2025-11-07'), { events: [login] });
