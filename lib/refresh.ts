@@ -1,6 +1,7 @@
 // The refresh engine: read → decide → take the lease → renew with Kite → write back with compare-and-swap.
 // It knows stores only through ConfigStore, so the same code runs against a file, S3 or Secrets Manager.
 import { randomUUID } from 'node:crypto';
+import { unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BrokerConfig, hasRefreshToken } from './config.ts';
@@ -11,8 +12,10 @@ import { maskToken } from './mask.ts';
 import type { ConfigStore, RescuedTokens } from './store/config-store.ts';
 import {
   clearKeptTokens,
+  keptTokensUsable,
   loadLocalRescue,
   localRescuePath,
+  saveLocalRescue,
   TokensNotWrittenError,
   tokensFromSession,
   type WriteRetry,
@@ -43,7 +46,7 @@ export interface RefreshDeps {
   windowMs?: number;
   /** Identifies this refresher in the lease. Default host:pid:random. */
   owner?: string;
-  /** How long a lease protects a renewal in progress. Must outlast Kite's retry budget plus the write. */
+  /** How long a lease protects a renewal in progress: Kite's 20 s retry budget plus the 15 s write budget, with room. */
   leaseTtlMs?: number;
   /** How long to wait for another refresher's lease before giving up. */
   leaseWaitMs?: number;
@@ -103,7 +106,7 @@ export class RefreshBusyError extends Error {
 }
 
 const DEFAULTS = {
-  leaseTtlMs: 30_000,
+  leaseTtlMs: 60_000,
   leaseWaitMs: 20_000,
   pollMs: 50,
   expectedRenewalMs: 100,
@@ -191,12 +194,9 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
     }
 
     // Tokens a failed write kept on this machine go in before anything asks Kite again.
-    const local = await loadLocalRescue(localRescuePath(deps.store.location, deps.rescueDir));
-    if (
-      local &&
-      local.access_token !== config.api_secret &&
-      Date.parse(local.access_token_expires_at) > now().getTime()
-    ) {
+    const localPath = localRescuePath(deps.store.location, deps.rescueDir);
+    const local = await loadLocalRescue(localPath);
+    if (local && keptTokensUsable(local, config, now())) {
       const stored = await storeRescued(deps, config, version, local, log);
       if (stored) {
         await clearKeptTokens(deps.store, deps.rescueDir);
@@ -204,15 +204,13 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
       }
       continue;
     }
+    // Older than what is stored, or expired: a later run must not write it back.
+    if (local) await unlink(localPath).catch(() => {});
 
     if (!hasRefreshToken(config)) {
       // A login whose write failed kept its token in the store's rescue slot: store it rather than ask a human.
       const rescued = await deps.store.loadRescue().catch(() => null);
-      if (
-        rescued &&
-        rescued.access_token !== config.api_secret &&
-        Date.parse(rescued.access_token_expires_at) > now().getTime()
-      ) {
+      if (rescued && keptTokensUsable(rescued, config, now())) {
         const stored = await storeRescued(deps, config, version, rescued, log);
         if (stored) {
           await deps.store.clearRescue().catch(() => {});
@@ -260,13 +258,16 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
     } catch (e: unknown) {
       await releaseLease(deps.store, leased, leaseVersion);
       const kiteMs = Date.now() - kiteStarted;
-      if (e instanceof KiteApiError && e.status === 403) {
+      // Only Kite's TokenException means the refresh token is dead; a 403 page from anything in between is not.
+      const refreshTokenRejected =
+        e instanceof KiteApiError && e.status === 403 && e.errorType === 'TokenException';
+      if (refreshTokenRejected) {
         // A refresh token Kite rotated during a write that failed is kept in the store's rescue slot.
-        const recovered = await recoverFromStoreRescue(deps, config, log);
+        const recovered = await recoverFromStoreRescue(deps, config, now(), log);
         if (recovered) return { ...recovered, kiteCalls: 1, kiteMs };
       }
       logFailure(log, e);
-      if (e instanceof KiteApiError && e.status === 403) {
+      if (refreshTokenRejected && e instanceof KiteApiError) {
         throw new LoginRequiredError(
           `Kite rejected the refresh token (403 ${e.errorType}: ${e.message}); log in again to get a new one`,
           { reason: 'refresh_token_rejected', cause: e },
@@ -276,7 +277,11 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
     }
     const kiteMs = Date.now() - kiteStarted;
     const tokens = tokensFromSession(session, now());
+    // Kept on local disk before the store is touched: if the function is stopped mid-write, the next run in this
+    // container still has them.
+    await saveLocalRescue(localPath, tokens).catch(() => {});
     const written = await writeRenewal(deps, { config: leased, version: leaseVersion }, tokens, owner, log);
+    await unlink(localPath).catch(() => {});
     log.info('✅ Token refreshed successfully', {
       oldToken: maskToken(config.api_secret),
       newToken: maskToken(written.api_secret),
@@ -353,10 +358,13 @@ async function storeRescued(
 async function recoverFromStoreRescue(
   deps: RefreshDeps,
   config: BrokerConfig,
+  at: Date,
   log: Log,
 ): Promise<RefreshOutcome | undefined> {
   const rescued = await deps.store.loadRescue().catch(() => null);
-  if (!rescued || rescued.refresh_token === config.refresh_token) return undefined;
+  if (!rescued || rescued.refresh_token === config.refresh_token || !keptTokensUsable(rescued, config, at)) {
+    return undefined;
+  }
   const fresh = await deps.store.read();
   const outcome = await storeRescued(deps, fresh.config, fresh.version, rescued, log);
   if (outcome) await deps.store.clearRescue().catch(() => {});
@@ -392,7 +400,7 @@ async function writeRenewal(
     log.error('❌ Token refresh failed', {
       reason: `Kite renewed the token but it could not be stored (${e.message})`,
       newToken: maskToken(tokens.access_token),
-      kept: e.kept.length > 0 ? e.kept : 'nowhere: copy the token from this machine now',
+      kept: e.kept.length > 0 ? e.kept : 'nowhere: neither local disk nor the store took a copy',
     });
     throw new TokenNotStoredError(
       `Kite renewed the token but writing ${deps.store.location} failed (${e.message}); ` +

@@ -2,14 +2,19 @@
 // of whatever changed meanwhile, and when the store will not take them, keeping them where the next run finds them.
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, readFile, unlink } from 'node:fs/promises';
+import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BrokerConfig } from './config.ts';
 import { ConflictError, StoreError } from './errors.ts';
 import { nextExpiry, parseKiteLoginTime, toIsoIst } from './expiry.ts';
-import type { ConfigStore, RescuedTokens, StoredConfig } from './store/config-store.ts';
+import {
+  type ConfigStore,
+  isRescuedTokens,
+  type RescuedTokens,
+  type StoredConfig,
+} from './store/config-store.ts';
 
 export interface WriteRetry {
   attempts?: number;
@@ -18,6 +23,17 @@ export interface WriteRetry {
 }
 
 const DEFAULTS = { attempts: 6, baseDelayMs: 200, budgetMs: 15_000 };
+
+/**
+ * Kite's login_time, when it is close to now. A renewal may echo the original login's time, or a clock may be off;
+ * either would put the 06:00 expiry a day early (a token that looks dead at once) or far away (never renewed).
+ */
+function plausibleLoginTime(loginTime: string | undefined, issuedAt: Date): Date | undefined {
+  const at = parseKiteLoginTime(loginTime);
+  if (!at) return undefined;
+  const skew = at.getTime() - issuedAt.getTime();
+  return skew > -10 * 60_000 && skew < 2 * 60_000 ? at : undefined;
+}
 
 /** The tokens of a session Kite just issued, with their 06:00 IST expiry (from Kite's login_time when it sent one). */
 export function tokensFromSession(
@@ -28,7 +44,9 @@ export function tokensFromSession(
     access_token: session.accessToken,
     refresh_token: session.refreshToken,
     user_id: session.userId,
-    access_token_expires_at: toIsoIst(nextExpiry(parseKiteLoginTime(session.loginTime) ?? issuedAt)),
+    access_token_expires_at: toIsoIst(
+      nextExpiry(plausibleLoginTime(session.loginTime, issuedAt) ?? issuedAt),
+    ),
     issued_at: toIsoIst(issuedAt),
   };
 }
@@ -53,15 +71,22 @@ export function localRescuePath(location: string, dir = tmpdir()): string {
   return join(dir, `kite-token-rescue-${id}.json`);
 }
 
+/**
+ * Tokens a failed write kept on this machine, or null. Only a file this user owns with mode 0600 counts: the temp
+ * folder is shared, and a planted file must not reach the document.
+ */
 export async function loadLocalRescue(path: string): Promise<RescuedTokens | null> {
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as RescuedTokens;
+    const info = await stat(path);
+    if ((info.mode & 0o077) !== 0 || (process.getuid && info.uid !== process.getuid())) return null;
+    const value: unknown = JSON.parse(await readFile(path, 'utf8'));
+    return isRescuedTokens(value) ? value : null;
   } catch {
     return null;
   }
 }
 
-async function saveLocalRescue(path: string, tokens: RescuedTokens): Promise<void> {
+export async function saveLocalRescue(path: string, tokens: RescuedTokens): Promise<void> {
   await unlink(path).catch(() => {});
   const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {
@@ -103,6 +128,16 @@ export async function keepTokens(
     // Reported through `kept`.
   }
   return kept;
+}
+
+/** Kept tokens are worth storing only if they are newer than the document's and not yet expired. */
+export function keptTokensUsable(kept: RescuedTokens, config: BrokerConfig, now: Date): boolean {
+  const storedAt = config.refreshed_at ? Date.parse(config.refreshed_at) : 0;
+  return (
+    kept.access_token !== config.api_secret &&
+    Date.parse(kept.issued_at) > (Number.isNaN(storedAt) ? 0 : storedAt) &&
+    Date.parse(kept.access_token_expires_at) > now.getTime()
+  );
 }
 
 /** Removes kept copies once the tokens (or newer ones) are in the document. */

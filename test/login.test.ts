@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { BrokerConfig } from '../lib/config.ts';
 import { toIsoIst } from '../lib/expiry.ts';
 import {
@@ -171,6 +171,7 @@ describe('completeLogin', () => {
   });
 
   afterEach(async () => {
+    vi.useRealTimers();
     await fx.sandbox.close();
     await rm(rescueDir, { recursive: true, force: true });
   });
@@ -227,13 +228,15 @@ describe('completeLogin', () => {
     expect(((await stat(path)).mode & 0o777).toString(8)).toBe('600');
   });
 
-  it('sets the expiry from Kite’s login_time by the 06:00 IST rule', async () => {
+  it('sets the expiry from Kite’s login_time by the 06:00 IST rule when Kite’s clock is close to ours', async () => {
+    // Kite says the login happened at 05:59:30 IST, this machine says 06:00:30: the session dies at Kite's flush,
+    // 06:00 that same morning.
+    vi.setSystemTime(new Date('2025-11-07T06:00:30+05:30'));
     await fx.sandbox.close();
-    // Kite's clock says 05:30 IST: that session dies at 06:00 the same morning, whatever this machine's clock says.
     fx = await startSandbox({
       issueRefreshTokens: false,
       redirectUrl: CALLBACK,
-      now: () => new Date('2025-11-07T05:30:00+05:30'),
+      now: () => new Date('2025-11-07T05:59:30+05:30'),
     });
     const { deps, path } = await setup();
 
@@ -242,6 +245,22 @@ describe('completeLogin', () => {
     const stored = JSON.parse(await readFile(path, 'utf8')) as BrokerConfig;
     expect(stored.access_token_expires_at).toBe('2025-11-07T06:00:00+05:30');
     expect(result.expiresAt).toEqual(new Date('2025-11-07T06:00:00+05:30'));
+  });
+
+  it('ignores a login_time far from this machine’s clock, which would put the expiry a day off or years away', async () => {
+    vi.setSystemTime(new Date('2025-11-07T10:00:00+05:30'));
+    await fx.sandbox.close();
+    fx = await startSandbox({
+      issueRefreshTokens: false,
+      redirectUrl: CALLBACK,
+      now: () => new Date('2025-11-06T10:00:00+05:30'),
+    });
+    const { deps, path } = await setup();
+
+    await completeLogin({ ...deps, query: await kiteRedirect(link()) });
+
+    const stored = JSON.parse(await readFile(path, 'utf8')) as BrokerConfig;
+    expect(stored.access_token_expires_at).toBe('2025-11-08T06:00:00+05:30');
   });
 
   it('keeps the configured refresh token when Kite issues none, and stores Kite’s when it does', async () => {

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BrokerConfig } from '../lib/config.ts';
@@ -266,5 +266,67 @@ describe('refreshToken', () => {
     expect(outcomes[0]?.status).toBe('refreshed');
     // A later request is a new run.
     expect((await refresher.refresh()).status).toBe('fresh');
+  });
+
+  it('treats a 403 that is not a TokenException (a proxy page, say) as a failure to retry, not a dead refresh token', async () => {
+    const config = seedConfig(fx.sandbox, 'expired');
+    const { deps, store } = await setup(config);
+    fx.sandbox.failNext({
+      endpoint: 'POST /session/refresh_token',
+      times: 1,
+      status: 403,
+      rawBody: '<html>Forbidden</html>',
+    });
+
+    const error = await refreshToken(deps).catch((e: unknown) => e);
+
+    expect(error).not.toBeInstanceOf(LoginRequiredError);
+    expect(error).toMatchObject({ name: 'KiteApiError', status: 403 });
+    expect((await store.read()).config).toEqual(config);
+  });
+
+  it('does not write back kept tokens older than the stored token, and drops them', async () => {
+    const config = seedConfig(fx.sandbox, 'expired', { refreshed_at: new Date().toISOString() });
+    const { deps, store } = await setup(config);
+    const older = fx.sandbox.mintSession();
+    const path = localRescuePath(store.location, tmpdir());
+    await writeFile(
+      path,
+      JSON.stringify({
+        access_token: older.accessToken,
+        refresh_token: older.refreshToken,
+        access_token_expires_at: older.expiresAt.toISOString(),
+        issued_at: new Date(Date.now() - 3_600_000).toISOString(),
+      }),
+      { mode: 0o600 },
+    );
+
+    const outcome = await refreshToken(deps);
+
+    expect(outcome).toMatchObject({ status: 'refreshed', kiteCalls: 1 });
+    expect((await store.read()).config.api_secret).not.toBe(older.accessToken);
+    await expect(stat(path)).rejects.toThrow();
+  });
+
+  it('ignores kept tokens in a file that others could have written', async () => {
+    const config = seedConfig(fx.sandbox, 'expired');
+    const { deps, store } = await setup(config);
+    const planted = fx.sandbox.mintSession();
+    const path = localRescuePath(store.location, tmpdir());
+    await writeFile(
+      path,
+      JSON.stringify({
+        access_token: planted.accessToken,
+        access_token_expires_at: planted.expiresAt.toISOString(),
+        issued_at: new Date().toISOString(),
+      }),
+      { mode: 0o644 },
+    );
+    await chmod(path, 0o644);
+
+    const outcome = await refreshToken(deps);
+
+    expect(outcome).toMatchObject({ status: 'refreshed', kiteCalls: 1 });
+    expect((await store.read()).config.api_secret).not.toBe(planted.accessToken);
   });
 });

@@ -3,7 +3,7 @@ import type { BrokerConfig } from '../config.ts';
 
 export interface StoredConfig {
   config: BrokerConfig;
-  /** Opaque version for compare-and-swap: an mtime+hash for files, the ETag for S3, the VersionId for Secrets Manager. */
+  /** Opaque version for compare-and-swap: an hash of the bytes for files, the ETag for S3, the VersionId for Secrets Manager. */
   version: string;
 }
 
@@ -16,6 +16,20 @@ export interface RescuedTokens {
   access_token_expires_at: string;
   /** ISO-8601 instant Kite issued the token. */
   issued_at: string;
+}
+
+/** Rescued tokens come back from disk or a store: check their shape before they go near the document. */
+export function isRescuedTokens(value: unknown): value is RescuedTokens {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const v = value as Record<string, unknown>;
+  const optionalString = (x: unknown) => x === undefined || typeof x === 'string';
+  return (
+    typeof v.access_token === 'string' &&
+    typeof v.access_token_expires_at === 'string' &&
+    typeof v.issued_at === 'string' &&
+    optionalString(v.refresh_token) &&
+    optionalString(v.user_id)
+  );
 }
 
 export interface ConfigStore {

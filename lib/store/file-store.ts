@@ -7,7 +7,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BrokerConfig, parseConfig, serializeConfig } from '../config.ts';
 import { ConflictError, NotFoundError, StoreError } from '../errors.ts';
-import type { ConfigStore, RescuedTokens, StoredConfig } from './config-store.ts';
+import { type ConfigStore, isRescuedTokens, type RescuedTokens, type StoredConfig } from './config-store.ts';
 
 const LOCK_STALE_MS = 10_000;
 const LOCK_WAIT_MS = 3_000;
@@ -86,11 +86,17 @@ export class FileStore implements ConfigStore {
   async loadRescue(): Promise<RescuedTokens | null> {
     const bytes = await this.#readBytes(this.rescuePath);
     if (bytes === undefined) return null;
+    let value: unknown;
     try {
-      return JSON.parse(bytes.toString('utf8')) as RescuedTokens;
-    } catch (e: unknown) {
-      throw new StoreError(`${this.rescuePath} is not valid JSON`, { retryable: false, cause: e });
+      value = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      // The parser's message quotes the text, which holds tokens: keep none of it.
+      throw new StoreError(`${this.rescuePath} is not valid JSON`, { retryable: false });
     }
+    if (!isRescuedTokens(value)) {
+      throw new StoreError(`${this.rescuePath} does not hold rescued tokens`, { retryable: false });
+    }
+    return value;
   }
 
   async clearRescue(): Promise<void> {

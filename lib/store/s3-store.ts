@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { type BrokerConfig, MAX_CONFIG_BYTES, parseConfig, serializeConfig } from '../config.ts';
 import { ConfigError, ConflictError, NotFoundError, StoreError } from '../errors.ts';
-import type { ConfigStore, RescuedTokens, StoredConfig } from './config-store.ts';
+import { type ConfigStore, isRescuedTokens, type RescuedTokens, type StoredConfig } from './config-store.ts';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -293,17 +293,4 @@ export class S3Store implements ConfigStore {
       cause,
     });
   }
-}
-
-function isRescuedTokens(value: unknown): value is RescuedTokens {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const v = value as Record<string, unknown>;
-  const optionalString = (x: unknown) => x === undefined || typeof x === 'string';
-  return (
-    typeof v.access_token === 'string' &&
-    typeof v.access_token_expires_at === 'string' &&
-    typeof v.issued_at === 'string' &&
-    optionalString(v.refresh_token) &&
-    optionalString(v.user_id)
-  );
 }
