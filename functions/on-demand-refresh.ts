@@ -38,5 +38,6 @@ export async function onDemandRefresh(event: unknown): Promise<OnDemandResponse>
 }
 
 export const handler = middy(onDemandRefresh)
-  .use(injectLambdaContext(logger))
+  // Never log the event, whatever POWERTOOLS_LOGGER_LOG_EVENT says: an on-demand payload carries a token.
+  .use(injectLambdaContext(logger, { logEvent: false }))
   .use(logMetrics(metrics, { captureColdStartMetric: true }));

@@ -38,5 +38,5 @@ export async function scheduledRefresh(): Promise<TickResult> {
 }
 
 export const handler = middy(scheduledRefresh)
-  .use(injectLambdaContext(logger))
+  .use(injectLambdaContext(logger, { logEvent: false }))
   .use(logMetrics(metrics, { captureColdStartMetric: true }));

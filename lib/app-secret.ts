@@ -15,12 +15,12 @@ export function appSecretFromSecretString(secretString: string | undefined, secr
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
-  } catch (e: unknown) {
+  } catch {
+    // The parser's message quotes the text, which is the secret: keep none of it.
     throw new ConfigError(
       `secret ${secretId} (KITE_API_SECRET_ID) is neither a plain string nor valid JSON`,
       {
         field: 'KITE_API_SECRET_ID',
-        cause: e,
       },
     );
   }

@@ -19,16 +19,22 @@ export interface KiteAuthOptions {
   now?: () => Date;
 }
 
-/** Kite said the token is no good (HTTP 401/403 or TokenException), in any of the shapes clients report it. */
+/**
+ * Kite said the token is no good: a TokenException, or an HTTP 401/403 that names no other error type. A 403
+ * PermissionException (an API the app is not subscribed to) or InputException is about the call, not the token,
+ * and must not make anyone renew.
+ */
 export function isKiteAuthError(e: unknown): boolean {
-  if (e instanceof KiteApiError) return e.status === 401 || e.status === 403;
+  if (e instanceof KiteApiError) {
+    return (e.status === 401 || e.status === 403) && (e.errorType === 'TokenException' || e.errorType === '');
+  }
   if (typeof e !== 'object' || e === null) return false;
   const r = e as Record<string, unknown>;
+  const errorType = r.error_type ?? r.errorType;
+  if (typeof errorType === 'string' && errorType !== '') return errorType === 'TokenException';
   const status =
     r.status ?? r.statusCode ?? r.status_code ?? (r.response as Record<string, unknown> | undefined)?.status;
-  return (
-    status === 401 || status === 403 || r.error_type === 'TokenException' || r.errorType === 'TokenException'
-  );
+  return status === 401 || status === 403;
 }
 
 /** The on-demand function answered with an error, or could not be invoked. */
@@ -155,8 +161,20 @@ export function createKiteAuth(options: KiteAuthOptions = {}): KiteAuth {
       } catch (e: unknown) {
         if (!isKiteAuthError(e)) throw e;
         const status = e instanceof KiteApiError ? e.status : undefined;
-        const fresh = await refreshAfterRejection(token, status);
-        return fn(fresh);
+        let fresh: string;
+        try {
+          fresh = await refreshAfterRejection(token, status);
+        } catch (refreshError: unknown) {
+          // The cached token was just rejected: read the store again next time rather than serve it.
+          cached = undefined;
+          throw refreshError;
+        }
+        try {
+          return await fn(fresh);
+        } catch (retryError: unknown) {
+          if (isKiteAuthError(retryError)) cached = undefined;
+          throw retryError;
+        }
       }
     },
   };

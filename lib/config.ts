@@ -38,11 +38,21 @@ const configSchema = z.looseObject({
 export type BrokerConfig = z.infer<typeof configSchema>;
 export type RefreshLease = z.infer<typeof leaseSchema>;
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+/** The value at a path of the document, to tell a missing field from one of the wrong type. */
+function valueAt(document: unknown, path: PropertyKey[]): unknown {
+  let at: unknown = document;
+  for (const key of path) {
+    if (typeof at !== 'object' || at === null) return undefined;
+    at = (at as Record<PropertyKey, unknown>)[key];
+  }
+  return at;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, document: unknown): string {
   const field = issue.path.join('.') || '(document)';
   switch (issue.code) {
     case 'invalid_type':
-      return issue.input === undefined
+      return valueAt(document, issue.path) === undefined
         ? `missing required field "${field}"`
         : `field "${field}" must be ${issue.expected === 'string' ? 'a string' : `of type ${issue.expected}`}`;
     case 'invalid_value':
@@ -66,7 +76,7 @@ export function validateConfig(value: unknown, source: string): BrokerConfig {
     const issue = result.error.issues[0];
     const field = issue ? issue.path.join('.') || '(document)' : '(document)';
     const others = result.error.issues.length - 1;
-    const detail = issue ? describeIssue(issue) : 'invalid document';
+    const detail = issue ? describeIssue(issue, value) : 'invalid document';
     throw new ConfigError(`${source}: ${detail}${others > 0 ? ` (and ${others} more)` : ''}`, { field });
   }
   if (result.data.base_url !== undefined) apiRootFrom(result.data.base_url, source);

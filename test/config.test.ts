@@ -45,9 +45,15 @@ describe('parseConfig', () => {
     expect(error.message).toMatch(/missing required field "api_key"/);
   });
 
-  it('names a field of the wrong type', () => {
+  it('names a field of the wrong type, and says it is of the wrong type rather than missing', () => {
     const error = configError(JSON.stringify({ ...seed, rate_limit: { requests_per_second: 'ten' } }));
     expect(error.field).toBe('rate_limit.requests_per_second');
+    expect(error.message).toBe(
+      'broker-config.json: field "rate_limit.requests_per_second" must be of type number',
+    );
+    expect(configError(JSON.stringify({ ...seed, api_secret: 7 })).message).toBe(
+      'broker-config.json: field "api_secret" must be a string',
+    );
   });
 
   it('rejects a config of another broker type', () => {

@@ -11,8 +11,9 @@ import { type LambdaEmulator, startLambdaEmulator } from '../emulators/lambda.ts
 import { type SnsEmulator, startSnsEmulator } from '../emulators/sns.ts';
 import { handler as onDemandHandler } from '../functions/on-demand-refresh.ts';
 import { handler as scheduledHandler } from '../functions/scheduled-refresh.ts';
-import { createKiteAuth } from '../lib/caller.ts';
+import { createKiteAuth, isKiteAuthError } from '../lib/caller.ts';
 import type { BrokerConfig } from '../lib/config.ts';
+import { KiteApiError } from '../lib/errors.ts';
 import { toIsoIst } from '../lib/expiry.ts';
 import { metrics, resetLambdaContext } from '../lib/lambda.ts';
 import { leakedTokens, type SandboxFixture, seedConfig, startSandbox } from './support/fixtures.ts';
@@ -308,6 +309,44 @@ describe('withKiteAuth', () => {
     vi.setSystemTime(new Date('2026-03-03T05:56:00+05:30')); // inside the 5-minute margin before 06:00 IST
     await auth.getAccessToken();
     expect(s3Calls('GET')).toBe(2);
+  });
+
+  it('does not count a 403 PermissionException (an API the app lacks) as a rejected token', () => {
+    expect(
+      isKiteAuthError({
+        status: 'error',
+        error_type: 'PermissionException',
+        message: 'Insufficient permission',
+      }),
+    ).toBe(false);
+    expect(isKiteAuthError(new KiteApiError('no', { status: 403, errorType: 'PermissionException' }))).toBe(
+      false,
+    );
+    expect(isKiteAuthError(new KiteApiError('dead', { status: 403, errorType: 'TokenException' }))).toBe(
+      true,
+    );
+    expect(isKiteAuthError({ error_type: 'TokenException' })).toBe(true);
+    expect(isKiteAuthError(Object.assign(new Error('Kite 401'), { status: 401 }))).toBe(true);
+  });
+
+  it('forgets the cached token when the token it got back is rejected too', async () => {
+    const config = seedConfig(fx.sandbox, 'fresh', { refresh_token: '' });
+    seed(config);
+    lambda.register('refresher', (event, ctx) => onDemandHandler(event, ctx));
+    const auth = createKiteAuth({
+      configUri: locationOf('s3'),
+      refreshFunction: 'refresher',
+      lambda: new LambdaClient({ endpoint: lambda.endpoint, region: 'ap-south-1' }),
+    });
+    await auth.getAccessToken();
+    fx.sandbox.revokeAccessToken(config.api_secret);
+
+    await expect(auth.withKiteAuth((token) => fx.kite.getProfile(token))).rejects.toMatchObject({
+      name: 'LoginRequiredError',
+    });
+    cloud.s3.resetRequests();
+    await auth.getAccessToken();
+    expect(s3Calls('GET')).toBe(1);
   });
 
   it('passes other errors through without invoking the refresher', async () => {
