@@ -30,8 +30,8 @@ const FUNCTIONS = {
     handler: 'scheduled-refresh',
     timeout: 60,
   },
-  onDemandRefresh: { logicalId: 'OnDemandRefreshLambdaFunction', handler: 'on-demand-refresh', timeout: 30 },
-  loginCallback: { logicalId: 'LoginCallbackLambdaFunction', handler: 'login-callback', timeout: 15 },
+  onDemandRefresh: { logicalId: 'OnDemandRefreshLambdaFunction', handler: 'on-demand-refresh', timeout: 60 },
+  loginCallback: { logicalId: 'LoginCallbackLambdaFunction', handler: 'login-callback', timeout: 45 },
 } as const;
 const GUARDED_SERVICES = ['s3', 'secretsmanager', 'lambda', 'sns', 'sqs', 'kms'];
 const ALERT_EMAIL = 'ops@example.com';
