@@ -67,12 +67,23 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): LambdaSettin
     });
   }
   parseStoreLocation(s.BROKER_CONFIG_URI, 'BROKER_CONFIG_URI');
+  const first = s.REMINDER_FIRST_IST ?? '08:00';
+  const followUp = s.REMINDER_FOLLOW_UP_IST ?? '09:00';
+  // "HH:mm" strings compare in clock order.
+  if (followUp <= first) {
+    throw new ConfigError(
+      'environment variable REMINDER_FOLLOW_UP_IST must be later than REMINDER_FIRST_IST',
+      {
+        field: 'REMINDER_FOLLOW_UP_IST',
+      },
+    );
+  }
   return {
     configUri: s.BROKER_CONFIG_URI,
     alertTopicArn: s.ALERT_TOPIC_ARN || undefined,
     windowMs: Number(s.REFRESH_WINDOW_MINUTES ?? 120) * 60_000,
-    reminderFirstIst: s.REMINDER_FIRST_IST ?? '08:00',
-    reminderFollowUpIst: s.REMINDER_FOLLOW_UP_IST ?? '09:00',
+    reminderFirstIst: first,
+    reminderFollowUpIst: followUp,
   };
 }
 

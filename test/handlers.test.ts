@@ -153,6 +153,14 @@ describe('scheduled-refresh handler', () => {
     expect((await storeOn(cloud, 's3').read()).config).toEqual(config);
   });
 
+  it('stops at cold start when the follow-up reminder is not later than the first', async () => {
+    Object.assign(process.env, { REMINDER_FIRST_IST: '09:00', REMINDER_FOLLOW_UP_IST: '08:30' });
+    resetLambdaContext();
+    await expect(scheduled()).rejects.toThrow(
+      'environment variable REMINDER_FOLLOW_UP_IST must be later than REMINDER_FIRST_IST',
+    );
+  });
+
   it('stops at cold start with a message naming a missing setting', async () => {
     delete process.env.BROKER_CONFIG_URI;
     resetLambdaContext();
