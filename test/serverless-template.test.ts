@@ -641,63 +641,67 @@ let s3Kms: Packaged | undefined;
 const s3KmsTemplate = () => s3Kms as Packaged;
 
 describe('the packaged functions (storeKind=s3)', () => {
-  it('run from their zips: a scheduled tick renews an expired token and an on-demand call answers with it', async () => {
-    s3Default ??= await packaged('s3-default', { alertEmail: ALERT_EMAIL });
-    const { outDir } = s3Default;
-    const fx = await startSandbox();
-    const cloud = await startCloud();
-    const work = await mkdtemp(join(tmpdir(), 'packaged-'));
-    try {
-      cloud.sm.reset();
-      cloud.sm.createSecret('kite-app', JSON.stringify({ api_secret: fx.appSecret }));
-      const seeded = seedConfig(fx.sandbox, 'expired');
-      seedCloud(cloud, 's3', seeded);
-      const invoke = async (fn: string, handler: string, event: unknown) => {
-        const dir = join(work, fn);
-        for (const entry of zipEntries(await readFile(join(outDir, `${fn}.zip`)))) {
-          await mkdir(dirname(join(dir, entry.name)), { recursive: true });
-          await writeFile(join(dir, entry.name), entry.read());
-        }
-        const runner = `
+  it(
+    'run from their zips: a tick renews an expired token, an on-demand call gets it',
+    async () => {
+      s3Default ??= await packaged('s3-default', { alertEmail: ALERT_EMAIL });
+      const { outDir } = s3Default;
+      const fx = await startSandbox();
+      const cloud = await startCloud();
+      const work = await mkdtemp(join(tmpdir(), 'packaged-'));
+      try {
+        cloud.sm.reset();
+        cloud.sm.createSecret('kite-app', JSON.stringify({ api_secret: fx.appSecret }));
+        const seeded = seedConfig(fx.sandbox, 'expired');
+        seedCloud(cloud, 's3', seeded);
+        const invoke = async (fn: string, handler: string, event: unknown) => {
+          const dir = join(work, fn);
+          for (const entry of zipEntries(await readFile(join(outDir, `${fn}.zip`)))) {
+            await mkdir(dirname(join(dir, entry.name)), { recursive: true });
+            await writeFile(join(dir, entry.name), entry.read());
+          }
+          const runner = `
           const { handler } = await import(${JSON.stringify(pathToFileURL(join(dir, 'functions', `${handler}.mjs`)).href)});
           const context = { functionName: '${fn}', awsRequestId: 'r1', getRemainingTimeInMillis: () => 30000 };
           const out = await handler(${JSON.stringify(event)}, context);
           process.stdout.write(JSON.stringify({ status: out.status, hasToken: typeof out.accessToken === 'string' }));
         `;
-        // Asynchronously: the servers it talks to run in this process.
-        const child = await execFileAsync(process.execPath, ['--input-type=module', '-e', runner], {
-          encoding: 'utf8',
-          env: {
-            ...process.env,
-            ...endpointEnv(cloud),
-            BROKER_CONFIG_URI: locationOf('s3'),
-            KITE_API_SECRET_ID: 'kite-app',
-            POWERTOOLS_LOG_LEVEL: 'SILENT',
-            POWERTOOLS_METRICS_DISABLED: 'true',
-          },
-        });
-        return JSON.parse(child.stdout) as { status: string; hasToken: boolean };
-      };
+          // Asynchronously: the servers it talks to run in this process.
+          const child = await execFileAsync(process.execPath, ['--input-type=module', '-e', runner], {
+            encoding: 'utf8',
+            env: {
+              ...process.env,
+              ...endpointEnv(cloud),
+              BROKER_CONFIG_URI: locationOf('s3'),
+              KITE_API_SECRET_ID: 'kite-app',
+              POWERTOOLS_LOG_LEVEL: 'SILENT',
+              POWERTOOLS_METRICS_DISABLED: 'true',
+            },
+          });
+          return JSON.parse(child.stdout) as { status: string; hasToken: boolean };
+        };
 
-      expect(await invoke('scheduledRefresh', 'scheduled-refresh', { source: 'aws.events' })).toEqual({
-        status: 'refreshed',
-        hasToken: false,
-      });
-      const stored = (await storeOn(cloud, 's3').read()).config;
-      expect(fx.sandbox.isAccessTokenValid(stored.api_secret)).toBe(true);
-      expect(
-        await invoke('onDemandRefresh', 'on-demand-refresh', { failedAccessToken: seeded.api_secret }),
-      ).toEqual({
-        status: 'already_fresh',
-        hasToken: true,
-      });
-      expect(fx.sandbox.calls['POST /session/refresh_token']).toBe(1);
-    } finally {
-      await rm(work, { recursive: true, force: true });
-      await cloud.close();
-      await fx.sandbox.close();
-    }
-  }, PACKAGE_TIMEOUT);
+        expect(await invoke('scheduledRefresh', 'scheduled-refresh', { source: 'aws.events' })).toEqual({
+          status: 'refreshed',
+          hasToken: false,
+        });
+        const stored = (await storeOn(cloud, 's3').read()).config;
+        expect(fx.sandbox.isAccessTokenValid(stored.api_secret)).toBe(true);
+        expect(
+          await invoke('onDemandRefresh', 'on-demand-refresh', { failedAccessToken: seeded.api_secret }),
+        ).toEqual({
+          status: 'already_fresh',
+          hasToken: true,
+        });
+        expect(fx.sandbox.calls['POST /session/refresh_token']).toBe(1);
+      } finally {
+        await rm(work, { recursive: true, force: true });
+        await cloud.close();
+        await fx.sandbox.close();
+      }
+    },
+    PACKAGE_TIMEOUT,
+  );
 });
 
 describe('serverless template (storeKind=s3, kmsKeyArn, onDemandInvokers)', () => {
