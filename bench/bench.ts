@@ -183,7 +183,7 @@ function context(name: string, i: number): Context {
     logGroupName: `/aws/lambda/${name}`,
     logStreamName: 'bench',
     callbackWaitsForEmptyEventLoop: true,
-    getRemainingTimeInMillis: () => 30_000,
+    getRemainingTimeInMillis: () => 60_000,
     done: () => {},
     fail: () => {},
     succeed: () => {},

@@ -29,7 +29,7 @@ try {
       functionName: name, functionVersion: '$LATEST', memoryLimitInMB: '256',
       invokedFunctionArn: 'arn:aws:lambda:ap-south-1:000000000000:function:' + name,
       awsRequestId: 'bench-' + i, logGroupName: '/aws/lambda/' + name, logStreamName: 'bench',
-      callbackWaitsForEmptyEventLoop: true, getRemainingTimeInMillis: () => 30000,
+      callbackWaitsForEmptyEventLoop: true, getRemainingTimeInMillis: () => 60000,
       done() {}, fail() {}, succeed() {},
     };
     const t = performance.now();

@@ -40,7 +40,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 }
 
 function fakeContext(name: string): Context {
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 60_000;
   return {
     callbackWaitsForEmptyEventLoop: true,
     functionName: name,

@@ -3,13 +3,17 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
 import { loadAppSecret } from '../lib/app-secret.ts';
 import { InputError } from '../lib/errors.ts';
-import { lambdaContext, log, logger, metrics } from '../lib/lambda.ts';
+import { deadlineOf, lambdaContext, log, logger, metrics } from '../lib/lambda.ts';
 import { buildLoginLink, loginRootFor } from '../lib/login.ts';
 import { answerOnDemand, type OnDemandResponse, parseOnDemandPayload } from '../lib/on-demand.ts';
 
-export async function onDemandRefresh(event: unknown): Promise<OnDemandResponse> {
+export async function onDemandRefresh(
+  event: unknown,
+  context?: Pick<Context, 'getRemainingTimeInMillis'>,
+): Promise<OnDemandResponse> {
   let payload: ReturnType<typeof parseOnDemandPayload>;
   try {
     payload = parseOnDemandPayload(event);
@@ -20,8 +24,11 @@ export async function onDemandRefresh(event: unknown): Promise<OnDemandResponse>
   }
   const { refresher } = await lambdaContext();
   const appSecret = await loadAppSecret();
-  const answer = await answerOnDemand(refresher, payload, (config) =>
-    buildLoginLink({ apiKey: config.api_key, appSecret, loginRoot: loginRootFor(config) }),
+  const answer = await answerOnDemand(
+    refresher,
+    payload,
+    (config) => buildLoginLink({ apiKey: config.api_key, appSecret, loginRoot: loginRootFor(config) }),
+    deadlineOf(context),
   );
   metrics.addMetric(
     answer.status === 'refreshed'

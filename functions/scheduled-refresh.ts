@@ -3,14 +3,18 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
 import type { AlertPublisher } from '../lib/alerts.ts';
 import { loadAppSecret } from '../lib/app-secret.ts';
-import { lambdaContext, log, logger, metrics } from '../lib/lambda.ts';
+import { deadlineOf, lambdaContext, log, logger, metrics } from '../lib/lambda.ts';
 import { remindByAlert, scheduledTick, type TickResult } from '../lib/scheduled.ts';
 
 let publisher: { topicArn: string; publish: AlertPublisher } | undefined;
 
-export async function scheduledRefresh(): Promise<TickResult> {
+export async function scheduledRefresh(
+  _event?: unknown,
+  context?: Pick<Context, 'getRemainingTimeInMillis'>,
+): Promise<TickResult> {
   const { settings, refresher } = await lambdaContext();
   const topicArn = settings.alertTopicArn;
   if (topicArn && publisher?.topicArn !== topicArn) {
@@ -34,7 +38,7 @@ export async function scheduledRefresh(): Promise<TickResult> {
         followUpAtIst: settings.reminderFollowUpIst,
       })
     : undefined;
-  return scheduledTick({ refresher, log, metrics, remind });
+  return scheduledTick({ refresher, log, metrics, remind, deadline: deadlineOf(context) });
 }
 
 export const handler = middy(scheduledRefresh)

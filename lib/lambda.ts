@@ -121,3 +121,13 @@ export function lambdaContext(): Promise<{ settings: LambdaSettings; refresher: 
 export function resetLambdaContext(): void {
   cached = undefined;
 }
+
+/** When Lambda will stop this invocation (epoch ms), less a second for the answer to get out. */
+export function deadlineOf(
+  context: { getRemainingTimeInMillis?: () => number } | undefined,
+): number | undefined {
+  const remaining = context?.getRemainingTimeInMillis?.();
+  return typeof remaining === 'number' && Number.isFinite(remaining)
+    ? Date.now() + remaining - 1_000
+    : undefined;
+}

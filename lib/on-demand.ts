@@ -80,11 +80,13 @@ export async function answerOnDemand(
   refresher: Refresher,
   payload: OnDemandPayload,
   loginLink?: (config: BrokerConfig) => string,
+  deadline?: number,
 ): Promise<OnDemandResponse> {
   try {
-    const outcome = await refresher.refresh(
-      payload.failedAccessToken ? { failedAccessToken: payload.failedAccessToken } : {},
-    );
+    const outcome = await refresher.refresh({
+      ...(payload.failedAccessToken ? { failedAccessToken: payload.failedAccessToken } : {}),
+      ...(deadline !== undefined ? { deadline } : {}),
+    });
     if (outcome.status === 'login_required') {
       return {
         status: 'login_required',

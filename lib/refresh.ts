@@ -54,6 +54,8 @@ export interface RefreshDeps {
   pollMs?: number;
   /** How long a renewal (lease, Kite, write) usually takes: waiters sleep through it before polling. */
   expectedRenewalMs?: number;
+  /** The longest a renewal may take: Kite's 20 s retry budget plus the 15 s write budget. */
+  renewalBudgetMs?: number;
   /** Retries of the final write; a token Kite issued is worth waiting for. */
   writeRetry?: WriteRetry;
   /** Folder for the local copy of tokens a failed write could not store. Default: the OS temp folder. */
@@ -65,6 +67,11 @@ export interface RefreshRequest {
   force?: boolean;
   /** The access token a caller saw Kite reject (401/403). */
   failedAccessToken?: string;
+  /**
+   * When the caller will be stopped (epoch ms; a Lambda's remaining time). A renewal needs `renewalBudgetMs`:
+   * one that could be cut off mid-write is not started, and waiting for another refresher ends in time.
+   */
+  deadline?: number;
 }
 
 interface TokenOutcome {
@@ -110,6 +117,7 @@ const DEFAULTS = {
   leaseWaitMs: 20_000,
   pollMs: 50,
   expectedRenewalMs: 100,
+  renewalBudgetMs: 35_000,
 };
 
 function withoutLease(config: BrokerConfig): BrokerConfig {
@@ -136,6 +144,9 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
   const expectedRenewalMs = deps.expectedRenewalMs ?? DEFAULTS.expectedRenewalMs;
   let waits = 0;
   const started = Date.now();
+  const renewalBudgetMs = deps.renewalBudgetMs ?? DEFAULTS.renewalBudgetMs;
+  const timeLeft = () =>
+    request.deadline === undefined ? Number.POSITIVE_INFINITY : request.deadline - Date.now();
   let firstSeenToken: string | undefined;
   let announced = false;
 
@@ -181,7 +192,7 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
     // started, so a waiter sleeps through the expected renewal and then polls briskly, backing off if Kite is slow.
     const lease = config.refresh_lease;
     if (lease && lease.owner !== owner && Date.parse(lease.until) > now().getTime()) {
-      if (Date.now() - started > leaseWaitMs) {
+      if (Date.now() - started > leaseWaitMs || timeLeft() < expectedRenewalMs) {
         throw new RefreshBusyError(
           `another refresher (${lease.owner}) holds the refresh lease on ${deps.store.location} until ${lease.until}`,
         );
@@ -226,6 +237,11 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
       return { status: 'login_required', reason: 'no_refresh_token', config, kiteCalls: 0 };
     }
 
+    if (timeLeft() < renewalBudgetMs) {
+      throw new RefreshBusyError(
+        `only ${Math.max(0, Math.round(timeLeft() / 1000))} s left in this invocation, less than a renewal may take; not starting one`,
+      );
+    }
     if (!announced) {
       log.info('🔄 Refreshing Kite access token...', {
         location: deps.store.location,

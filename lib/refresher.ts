@@ -62,6 +62,7 @@ export async function createRefresher(settings: RefresherSettings): Promise<Refr
   // read, one lease and at most one renewal instead of a race per caller. Across containers the lease decides.
   const inFlight = new Map<string, Promise<RefreshOutcome>>();
   const refresh = (request: RefreshRequest = {}): Promise<RefreshOutcome> => {
+    // The deadline is left out of the key: callers that join a run share its time budget.
     const key = JSON.stringify([request.force === true, request.failedAccessToken ?? null]);
     let run = inFlight.get(key);
     if (!run) {

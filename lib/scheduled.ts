@@ -16,6 +16,8 @@ export interface TickDeps {
   log: Log;
   metrics: MetricsSink;
   now?: () => Date;
+  /** When this invocation will be stopped (epoch ms), so no renewal starts that could be cut off. */
+  deadline?: number | undefined;
   /** Called when a human login is needed; sends at most the reminders due now. Absent without an alert topic. */
   remind?: (reason: LoginRequiredError['reason']) => Promise<'first' | 'follow_up' | null>;
 }
@@ -32,7 +34,7 @@ export async function scheduledTick(deps: TickDeps): Promise<TickResult> {
   const now = deps.now ?? (() => new Date());
   let outcome: RefreshOutcome;
   try {
-    outcome = await deps.refresher.refresh();
+    outcome = await deps.refresher.refresh(deps.deadline !== undefined ? { deadline: deps.deadline } : {});
   } catch (e: unknown) {
     if (e instanceof LoginRequiredError) return loginRequired(deps, e.reason, 'auto-renew');
     deps.metrics.addMetric('RefreshFailed', 'Count', 1);

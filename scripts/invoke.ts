@@ -62,7 +62,7 @@ const context: Context = {
   logGroupName: `/aws/lambda/${name}`,
   logStreamName: 'local',
   callbackWaitsForEmptyEventLoop: true,
-  getRemainingTimeInMillis: () => 30_000,
+  getRemainingTimeInMillis: () => 60_000,
   done: () => {},
   fail: () => {},
   succeed: () => {},

@@ -49,7 +49,7 @@ function context(name: string): Context {
     logGroupName: `/aws/lambda/${name}`,
     logStreamName: 'test',
     callbackWaitsForEmptyEventLoop: true,
-    getRemainingTimeInMillis: () => 30_000,
+    getRemainingTimeInMillis: () => 60_000,
     done: () => {},
     fail: () => {},
     succeed: () => {},
@@ -270,6 +270,20 @@ describe('on-demand-refresh handler', () => {
         retryable: false,
       },
     });
+    expect(s3Calls('PUT')).toBe(0);
+  });
+
+  it('does not start a renewal the invocation has no time left to finish', async () => {
+    const config = seedConfig(fx.sandbox, 'expired');
+    seed(config);
+
+    const answer = await onDemandHandler(
+      { failedAccessToken: config.api_secret },
+      { ...context('on-demand'), getRemainingTimeInMillis: () => 10_000 },
+    );
+
+    expect(answer).toMatchObject({ status: 'error', error: { type: 'RefreshBusy', retryable: true } });
+    expect(renewals()).toBe(0);
     expect(s3Calls('PUT')).toBe(0);
   });
 

@@ -201,6 +201,18 @@ describe('refreshToken', () => {
     expect((await store.read()).config.refresh_lease).toBeUndefined();
   });
 
+  it('does not start a renewal when the caller has less time left than a renewal may take', async () => {
+    const config = seedConfig(fx.sandbox, 'expired');
+    const { deps, store } = await setup(config);
+
+    const error = await refreshToken(deps, { deadline: Date.now() + 5_000 }).catch((e: unknown) => e);
+
+    expect(error).toMatchObject({ name: 'RefreshBusyError' });
+    expect((error as Error).message).toMatch(/s left in this invocation/);
+    expect(renewals()).toBe(0);
+    expect((await store.read()).config).toEqual(config);
+  });
+
   it('gives up with a clear error when a live lease outlasts the wait', async () => {
     const config = seedConfig(fx.sandbox, 'expired', {
       refresh_lease: { owner: 'slow-refresher', until: new Date(Date.now() + 60_000).toISOString() },

@@ -662,7 +662,7 @@ describe('the packaged functions (storeKind=s3)', () => {
           }
           const runner = `
           const { handler } = await import(${JSON.stringify(pathToFileURL(join(dir, 'functions', `${handler}.mjs`)).href)});
-          const context = { functionName: '${fn}', awsRequestId: 'r1', getRemainingTimeInMillis: () => 30000 };
+          const context = { functionName: '${fn}', awsRequestId: 'r1', getRemainingTimeInMillis: () => 60000 };
           const out = await handler(${JSON.stringify(event)}, context);
           process.stdout.write(JSON.stringify({ status: out.status, hasToken: typeof out.accessToken === 'string' }));
         `;
