@@ -12,6 +12,7 @@ import { startKiteSandbox } from './kite/sandbox.ts';
 import { createConsoleLog } from './log.ts';
 import { maskToken } from './mask.ts';
 import { createRefresher } from './refresher.ts';
+import { scheduledTick } from './scheduled.ts';
 import { FileStore } from './store/file-store.ts';
 
 /** Runs the demo; true when the token was refreshed and Kite (the sandbox) accepts the new one. */
@@ -47,7 +48,8 @@ export async function runDemo(io: CliIo): Promise<boolean> {
       log,
       store: new FileStore({ path }),
     });
-    const outcome = await refresher.refresh();
+    // The scheduled function's tick, as Lambda runs it hourly; in a terminal its metrics go nowhere.
+    const outcome = await scheduledTick({ refresher, log, metrics: { addMetric: () => {} } });
 
     const stored = parseConfig(await readFile(path, 'utf8'), path);
     const mode = ((await stat(path)).mode & 0o777).toString(8).padStart(4, '0');

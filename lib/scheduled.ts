@@ -1,6 +1,5 @@
 // One hourly tick: refresh if due, say which mode the account is in, record metrics, and for accounts that need
 // a human login, report it (metric, and a reminder with the login link) instead of failing into Lambda's retries.
-import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { AlertPublisher } from './alerts.ts';
 import { ConflictError, LoginRequiredError } from './errors.ts';
 import type { Log } from './log.ts';
@@ -9,7 +8,10 @@ import type { Refresher } from './refresher.ts';
 import { planReminder, readReminderState, withReminderState } from './reminders.ts';
 import { type LoginMode, loginMode } from './status.ts';
 
-export type MetricsSink = Pick<Metrics, 'addMetric'>;
+/** Where a tick's metrics go: Powertools' Metrics in Lambda, nowhere in a terminal. */
+export interface MetricsSink {
+  addMetric(name: string, unit: 'Count' | 'Milliseconds', value: number): unknown;
+}
 
 export interface TickDeps {
   refresher: Refresher;

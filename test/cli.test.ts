@@ -113,6 +113,17 @@ describe('kite-token status', () => {
   });
 });
 
+describe('kite-token demo', () => {
+  it('refreshes an expired token in a throwaway file through the scheduled tick, and shows the file updated', async () => {
+    const run = await cli('demo');
+    expect(run.code).toBe(EXIT.ok);
+    expect(run.stdout).toContain('✅ Token refreshed successfully');
+    expect(run.stdout).toContain('Mode: auto-renew (refresh token present)');
+    expect(run.stdout).toMatch(/File updated: +api_secret \S{1,4}… → \S{1,4}…, mode 0600/);
+    expect(run.stdout).toContain('"POST /session/refresh_token":1');
+  });
+});
+
 describe('the kite-token bin', () => {
   it('runs as a command and returns the exit code', () => {
     const child = spawnSync(
