@@ -710,8 +710,15 @@ describe('serverless template (storeKind=s3, kmsKeyArn, onDemandInvokers)', () =
       alertEmail: ALERT_EMAIL,
       kmsKeyArn: KMS_KEY,
       onDemandInvokers: `${TRADER_A},${TRADER_B}`,
+      loginCallbackConcurrency: '2',
     });
   }, PACKAGE_TIMEOUT);
+
+  it('reserves the given concurrency for the public login callback, and none by default', () => {
+    const login = (t: Template) => t.Resources[FUNCTIONS.loginCallback.logicalId]?.Properties;
+    expect(login(s3KmsTemplate().t)?.ReservedConcurrentExecutions).toBe('2');
+    expect(login(s3DefaultTemplate().t)?.ReservedConcurrentExecutions).toBeUndefined();
+  });
 
   it('encrypts the bucket with the given key and tells the functions to write with it', () => {
     const { t } = s3KmsTemplate();
