@@ -10,6 +10,7 @@ import { maskToken } from './mask.ts';
 import type { ConfigStore, RescuedTokens } from './store/config-store.ts';
 import {
   clearKeptTokens,
+  storedIssuedAt,
   TokensNotWrittenError,
   tokensFromSession,
   type WriteRetry,
@@ -439,8 +440,7 @@ async function writeLogin(
       },
       // A later login or renewal stored a newer token meanwhile: that one stands.
       superseded: (latest) =>
-        latest.api_secret !== tokens.access_token &&
-        (latest.refreshed_at ? Date.parse(latest.refreshed_at) : 0) > Date.parse(tokens.issued_at),
+        latest.api_secret !== tokens.access_token && storedIssuedAt(latest) > Date.parse(tokens.issued_at),
       retry: deps.writeRetry,
       rescueDir: deps.rescueDir,
     });

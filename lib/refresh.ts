@@ -16,6 +16,7 @@ import {
   loadLocalRescue,
   localRescuePath,
   saveLocalRescue,
+  storedIssuedAt,
   TokensNotWrittenError,
   tokensFromSession,
   type WriteRetry,
@@ -406,8 +407,7 @@ async function writeRenewal(
       tokens,
       apply: (base) => withTokens(base, tokens),
       superseded: (latest) =>
-        latest.refresh_lease?.owner !== owner &&
-        (latest.refreshed_at ? Date.parse(latest.refreshed_at) : 0) > Date.parse(tokens.issued_at),
+        latest.refresh_lease?.owner !== owner && storedIssuedAt(latest) > Date.parse(tokens.issued_at),
       retry: deps.writeRetry,
       rescueDir: deps.rescueDir,
     });

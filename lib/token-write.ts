@@ -130,12 +130,17 @@ export async function keepTokens(
   return kept;
 }
 
+/** When the document's token was issued (epoch ms); 0 when unknown. */
+export function storedIssuedAt(config: BrokerConfig): number {
+  const at = config.refreshed_at ? Date.parse(config.refreshed_at) : 0;
+  return Number.isNaN(at) ? 0 : at;
+}
+
 /** Kept tokens are worth storing only if they are newer than the document's and not yet expired. */
 export function keptTokensUsable(kept: RescuedTokens, config: BrokerConfig, now: Date): boolean {
-  const storedAt = config.refreshed_at ? Date.parse(config.refreshed_at) : 0;
   return (
     kept.access_token !== config.api_secret &&
-    Date.parse(kept.issued_at) > (Number.isNaN(storedAt) ? 0 : storedAt) &&
+    Date.parse(kept.issued_at) > storedIssuedAt(config) &&
     Date.parse(kept.access_token_expires_at) > now.getTime()
   );
 }
