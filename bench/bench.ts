@@ -29,7 +29,7 @@
 // 6. Storm, one container. N = 1, 10, 100 concurrent on-demand invocations (middy handler, in this process,
 //    Promise.all) right after Kite's flush, each reporting the flushed token with status 403; Kite answers after
 //    100 ms. Each N runs STORM_REPEATS times. Concurrent identical requests in one process share one run
-//    (lib/refresher.ts), so this is one read, one lease, one renewal at any N: it measures one Lambda container.
+//    (lib/engine/refresher.ts), so this is one read, one lease, one renewal at any N: it measures one Lambda container.
 //    Goal: 1 renewal at every N (worst run), p99 time to answer ≤ 250 ms at N = 100 (median of the runs' p99).
 // 6b. Storm, separate containers. The same storm as Lambda spreads it: N refreshers built as N containers build
 //    theirs (bench/containers.ts: each its own createRefresher, S3Store, S3Client and socket pool, and Kite client,
@@ -772,7 +772,7 @@ async function main(): Promise<void> {
     }
     const { handler: scheduled } = await import('../functions/scheduled-refresh.ts');
     const { handler: onDemand } = await import('../functions/on-demand-refresh.ts');
-    const { resetLambdaContext } = await import('../lib/lambda.ts');
+    const { resetLambdaContext } = await import('../lib/lambda/context.ts');
     resetLambdaContext();
 
     // 4. warm tick

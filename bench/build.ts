@@ -296,7 +296,7 @@ export const evaluationMarker: Plugin = {
 /** What a floor bundle holds: for each client package, the names imported from it. */
 export type FloorSpec = Record<string, string[]>;
 
-// The commands each part of the product sends (lib/store/*-store.ts, lib/app-secret.ts, lib/alerts.ts, lib/caller.ts).
+// The commands each part of the product sends (lib/store/*-store.ts, lib/lambda/app-secret.ts, lib/lambda/alerts.ts, lib/client/kite-auth.ts).
 const S3_STORE = ['S3Client', 'GetObjectCommand', 'PutObjectCommand', 'DeleteObjectCommand'];
 const SM_STORE = [
   'SecretsManagerClient',
@@ -344,7 +344,7 @@ export function floorSource(spec: FloorSpec): string {
 }
 
 /**
- * Small bundles of the functions' other dependencies alone (what lib/lambda.ts and the handlers build at import
+ * Small bundles of the functions' other dependencies alone (what lib/lambda/context.ts and the handlers build at import
  * time), to tell what each adds to a cold import next to the floors.
  */
 export const PROBES: Record<string, string> = {

@@ -42,9 +42,9 @@ export interface ContainerStormRun {
 
 export async function stormAcrossContainers(settings: ContainerStormSettings): Promise<ContainerStormRun> {
   // Loaded here, after the bench has set the handlers' environment, like the handlers themselves.
-  const { createRefresher } = await import('../lib/refresher.ts');
+  const { createRefresher } = await import('../lib/engine/refresher.ts');
   const { createS3Client, S3Store } = await import('../lib/store/s3-store.ts');
-  const { silentLog } = await import('../lib/log.ts');
+  const { silentLog } = await import('../lib/shared/log.ts');
 
   const clients: S3Client[] = [];
   try {

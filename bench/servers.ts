@@ -4,11 +4,12 @@
 //
 // Protocol: the parent sends { id, op, ...args }, this process answers { id, ok: true, result } or
 // { id, ok: false, error }. See `Request` for the operations.
-import { startS3Emulator } from '../emulators/s3.ts';
-import { startSecretsManagerEmulator } from '../emulators/secrets-manager.ts';
-import { startSnsEmulator } from '../emulators/sns.ts';
-import { toIsoIst } from '../lib/expiry.ts';
-import { startKiteSandbox } from '../lib/kite/sandbox.ts';
+
+import { toIsoIst } from '../lib/engine/expiry.ts';
+import { startKiteSandbox } from '../testing/kite-sandbox.ts';
+import { startS3Emulator } from '../testing/s3-server.ts';
+import { startSecretsManagerEmulator } from '../testing/secrets-manager-server.ts';
+import { startSnsEmulator } from '../testing/sns-server.ts';
 import {
   API_KEY,
   APP_SECRET,

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Entry point of the kite-token command (see lib/cli.ts).
-import { runCli } from '../lib/cli.ts';
+// Entry point of the kite-token command (see lib/cli/cli.ts).
+import { runCli } from '../lib/cli/cli.ts';
 
 process.exitCode = await runCli(process.argv.slice(2));

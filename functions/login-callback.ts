@@ -1,13 +1,19 @@
-// The Lambda Function URL Kite sends the browser back to after the daily login: hands the query to lib/login.ts
+// The Lambda Function URL Kite sends the browser back to after the daily login: hands the query to lib/login/login.ts
 // and answers with a small HTML page. The query carries a one-time request token, so it is never logged.
 import { createHash } from 'node:crypto';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyStructuredResultV2, LambdaFunctionURLEvent } from 'aws-lambda';
-import { loadAppSecret } from '../lib/app-secret.ts';
-import { lambdaContext, log as lambdaLog, logger, metrics } from '../lib/lambda.ts';
-import { completeLogin, type LoginDeps, LoginError, type LoginResult, loginSummary } from '../lib/login.ts';
+import { loadAppSecret } from '../lib/lambda/app-secret.ts';
+import { lambdaContext, log as lambdaLog, logger, metrics } from '../lib/lambda/context.ts';
+import {
+  completeLogin,
+  type LoginDeps,
+  LoginError,
+  type LoginResult,
+  loginSummary,
+} from '../lib/login/login.ts';
 
 export type LoginCallbackResult = APIGatewayProxyStructuredResultV2 & {
   statusCode: number;

@@ -4,11 +4,11 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { loadAppSecret } from '../lib/app-secret.ts';
-import { InputError } from '../lib/errors.ts';
-import { deadlineOf, lambdaContext, log, logger, metrics } from '../lib/lambda.ts';
-import { buildLoginLink, loginRootFor } from '../lib/login.ts';
-import { answerOnDemand, type OnDemandResponse, parseOnDemandPayload } from '../lib/on-demand.ts';
+import { loadAppSecret } from '../lib/lambda/app-secret.ts';
+import { deadlineOf, lambdaContext, log, logger, metrics } from '../lib/lambda/context.ts';
+import { answerOnDemand, type OnDemandResponse, parseOnDemandPayload } from '../lib/lambda/on-demand.ts';
+import { buildLoginLink, loginRootFor } from '../lib/login/login.ts';
+import { InputError } from '../lib/shared/errors.ts';
 
 export async function onDemandRefresh(
   event: unknown,

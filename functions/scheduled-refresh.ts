@@ -4,10 +4,10 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import type { AlertPublisher } from '../lib/alerts.ts';
-import { loadAppSecret } from '../lib/app-secret.ts';
-import { deadlineOf, lambdaContext, log, logger, metrics } from '../lib/lambda.ts';
-import { remindByAlert, scheduledTick, type TickResult } from '../lib/scheduled.ts';
+import type { AlertPublisher } from '../lib/lambda/alerts.ts';
+import { loadAppSecret } from '../lib/lambda/app-secret.ts';
+import { deadlineOf, lambdaContext, log, logger, metrics } from '../lib/lambda/context.ts';
+import { remindByAlert, scheduledTick, type TickResult } from '../lib/lambda/scheduled-tick.ts';
 
 let publisher: { topicArn: string; publish: AlertPublisher } | undefined;
 
@@ -23,7 +23,7 @@ export async function scheduledRefresh(
     publisher = {
       topicArn,
       publish: async (subject, message) => {
-        publish ??= (await import('../lib/alerts.ts')).snsPublisher(topicArn);
+        publish ??= (await import('../lib/lambda/alerts.ts')).snsPublisher(topicArn);
         await publish(subject, message);
       },
     };

@@ -1,10 +1,11 @@
 // `npm run emulators`: the Kite sandbox, an S3 server and a Secrets Manager server on loopback, each seeded with a
 // broker-config.json whose token has expired, for trying the CLI and the Lambda handlers without AWS or Kite.
-import { startS3Emulator } from '../emulators/s3.ts';
-import { startSecretsManagerEmulator } from '../emulators/secrets-manager.ts';
-import type { BrokerConfig } from '../lib/config.ts';
-import { toIsoIst } from '../lib/expiry.ts';
-import { startKiteSandbox } from '../lib/kite/sandbox.ts';
+
+import type { BrokerConfig } from '../lib/engine/broker-config.ts';
+import { toIsoIst } from '../lib/engine/expiry.ts';
+import { startKiteSandbox } from '../testing/kite-sandbox.ts';
+import { startS3Emulator } from '../testing/s3-server.ts';
+import { startSecretsManagerEmulator } from '../testing/secrets-manager-server.ts';
 
 const API_KEY = process.env.KITE_API_KEY ?? 'localapikey';
 const APP_SECRET = process.env.KITE_API_SECRET ?? 'local-app-secret';

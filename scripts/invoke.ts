@@ -3,12 +3,12 @@
 // otherwise it starts the Kite sandbox and the S3 and Secrets Manager test servers and seeds an expired token.
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
-import { startS3Emulator } from '../emulators/s3.ts';
-import { startSecretsManagerEmulator } from '../emulators/secrets-manager.ts';
-import { startSnsEmulator } from '../emulators/sns.ts';
-import { toIsoIst } from '../lib/expiry.ts';
-import { startKiteSandbox } from '../lib/kite/sandbox.ts';
-import { maskToken } from '../lib/mask.ts';
+import { toIsoIst } from '../lib/engine/expiry.ts';
+import { maskToken } from '../lib/shared/mask.ts';
+import { startKiteSandbox } from '../testing/kite-sandbox.ts';
+import { startS3Emulator } from '../testing/s3-server.ts';
+import { startSecretsManagerEmulator } from '../testing/secrets-manager-server.ts';
+import { startSnsEmulator } from '../testing/sns-server.ts';
 
 const which = process.argv[2];
 if (which !== 'scheduled' && which !== 'on-demand') {

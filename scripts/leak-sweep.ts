@@ -1,7 +1,7 @@
 // CI's token-leak sweep: fails when any token a Kite sandbox issued during the run (KITE_SANDBOX_TOKEN_LOG)
 // appears anywhere in the captured output. Prints only masked prefixes of what it finds.
 import { readFileSync } from 'node:fs';
-import { maskToken } from '../lib/mask.ts';
+import { maskToken } from '../lib/shared/mask.ts';
 
 const [tokenLog, ...outputs] = process.argv.slice(2);
 if (!tokenLog || outputs.length === 0) {

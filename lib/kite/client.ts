@@ -2,9 +2,9 @@
 // Tokens, checksums and the app secret go only into request bodies, query strings and headers: never into an error.
 import { createHash } from 'node:crypto';
 import * as z from 'zod/mini';
-import { apiRootFrom } from '../config.ts';
-import { KiteApiError, KiteNetworkError } from '../errors.ts';
-import { maskToken } from '../mask.ts';
+import { apiRootFrom } from '../engine/broker-config.ts';
+import { KiteApiError, KiteNetworkError } from '../shared/errors.ts';
+import { maskToken } from '../shared/mask.ts';
 import {
   type AttemptContext,
   type RetryOptions,

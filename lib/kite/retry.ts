@@ -1,6 +1,6 @@
 // Retry policy for Kite calls: exponential backoff with full jitter, bounded by an attempt count and a total
 // time budget, so a refresh that Kite keeps failing ends well before a Lambda timeout instead of at it.
-import { KiteApiError, KiteNetworkError } from '../errors.ts';
+import { KiteApiError, KiteNetworkError } from '../shared/errors.ts';
 
 export interface RetryOptions {
   /** Attempts in all, the first included. Default 4. */

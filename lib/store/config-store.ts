@@ -1,5 +1,5 @@
 // The one interface every place broker-config.json can live in implements. The refresh engine knows only this.
-import type { BrokerConfig } from '../config.ts';
+import type { BrokerConfig } from '../engine/broker-config.ts';
 
 export interface StoredConfig {
   config: BrokerConfig;

@@ -5,8 +5,8 @@ import { constants } from 'node:fs';
 import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type BrokerConfig, parseConfig, serializeConfig } from '../config.ts';
-import { ConflictError, NotFoundError, StoreError } from '../errors.ts';
+import { type BrokerConfig, parseConfig, serializeConfig } from '../engine/broker-config.ts';
+import { ConflictError, NotFoundError, StoreError } from '../shared/errors.ts';
 import { type ConfigStore, isRescuedTokens, type RescuedTokens, type StoredConfig } from './config-store.ts';
 
 const LOCK_STALE_MS = 10_000;

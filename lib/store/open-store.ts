@@ -1,7 +1,7 @@
 // One way to name where broker-config.json lives, accepted everywhere a location is: a path or file://…,
 // s3://bucket/key, secretsmanager://<name-or-arn>. Store modules load lazily, so a deployment pays only for its own.
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../errors.ts';
+import { ConfigError } from '../shared/errors.ts';
 import type { ConfigStore } from './config-store.ts';
 
 export type StoreLocation =

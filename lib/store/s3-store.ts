@@ -10,8 +10,13 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { type BrokerConfig, MAX_CONFIG_BYTES, parseConfig, serializeConfig } from '../config.ts';
-import { ConfigError, ConflictError, NotFoundError, StoreError } from '../errors.ts';
+import {
+  type BrokerConfig,
+  MAX_CONFIG_BYTES,
+  parseConfig,
+  serializeConfig,
+} from '../engine/broker-config.ts';
+import { ConfigError, ConflictError, NotFoundError, StoreError } from '../shared/errors.ts';
 import { type ConfigStore, isRescuedTokens, type RescuedTokens, type StoredConfig } from './config-store.ts';
 
 export interface S3StoreOptions {

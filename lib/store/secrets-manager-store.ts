@@ -10,8 +10,8 @@ import {
   type SecretsManagerClientConfig,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
-import { type BrokerConfig, parseConfig, serializeConfig } from '../config.ts';
-import { ConfigError, ConflictError, NotFoundError, StoreError } from '../errors.ts';
+import { type BrokerConfig, parseConfig, serializeConfig } from '../engine/broker-config.ts';
+import { ConfigError, ConflictError, NotFoundError, StoreError } from '../shared/errors.ts';
 import type { ConfigStore, RescuedTokens, StoredConfig } from './config-store.ts';
 
 const CURRENT = 'AWSCURRENT';

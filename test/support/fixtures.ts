@@ -3,11 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BrokerConfig } from '../../lib/config.ts';
-import { toIsoIst } from '../../lib/expiry.ts';
+import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
+import { toIsoIst } from '../../lib/engine/expiry.ts';
 import { KiteClient } from '../../lib/kite/client.ts';
-import { type KiteSandbox, type KiteSandboxOptions, startKiteSandbox } from '../../lib/kite/sandbox.ts';
-import type { Log, LogFields } from '../../lib/log.ts';
+import type { Log, LogFields } from '../../lib/shared/log.ts';
+import { type KiteSandbox, type KiteSandboxOptions, startKiteSandbox } from '../../testing/kite-sandbox.ts';
 
 export const API_KEY = 'testapikey';
 

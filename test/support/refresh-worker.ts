@@ -2,8 +2,8 @@
 // (BROKER_CONFIG_URI, KITE_API_SECRET, the AWS endpoint variables); prints one JSON line with a hash of the
 // token it ended with, never the token.
 import { createHash } from 'node:crypto';
-import { silentLog } from '../../lib/log.ts';
-import { createRefresher } from '../../lib/refresher.ts';
+import { createRefresher } from '../../lib/engine/refresher.ts';
+import { silentLog } from '../../lib/shared/log.ts';
 
 const refresher = await createRefresher({
   configUri: process.env.BROKER_CONFIG_URI ?? '',

@@ -1,12 +1,15 @@
 // Starts the S3 and Secrets Manager test servers and builds stores on them with real SDK clients.
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { type S3Emulator, startS3Emulator } from '../../emulators/s3.ts';
-import { type SecretsManagerEmulator, startSecretsManagerEmulator } from '../../emulators/secrets-manager.ts';
-import type { BrokerConfig } from '../../lib/config.ts';
+import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import type { ConfigStore } from '../../lib/store/config-store.ts';
 import { S3Store } from '../../lib/store/s3-store.ts';
 import { SecretsManagerStore } from '../../lib/store/secrets-manager-store.ts';
+import { type S3Emulator, startS3Emulator } from '../../testing/s3-server.ts';
+import {
+  type SecretsManagerEmulator,
+  startSecretsManagerEmulator,
+} from '../../testing/secrets-manager-server.ts';
 
 export const BUCKET = 'kite-config';
 export const KEY = 'prod/broker-config.json';

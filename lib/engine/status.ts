@@ -1,0 +1,68 @@
+// What `kite-token status` reports: the token's age, expiry and mode, never the token itself.
+import { type BrokerConfig, hasRefreshToken } from './broker-config.ts';
+import { DEFAULT_REFRESH_WINDOW_MS, formatIst, parseStoredInstant, refreshDue } from './expiry.ts';
+
+export type LoginMode = 'auto-renew' | 'daily-login';
+
+export interface TokenStatus {
+  location: string;
+  userId: string | undefined;
+  /** auto-renew: a refresh token is configured; daily-login: a human logs in once a day. */
+  mode: LoginMode;
+  hasAccessToken: boolean;
+  refreshedAt: string | undefined;
+  ageMinutes: number | undefined;
+  expiresAt: string | undefined;
+  minutesToExpiry: number | undefined;
+  refreshDue: boolean;
+  dueReason: string | undefined;
+  leaseHeldUntil: string | undefined;
+}
+
+export function loginMode(config: BrokerConfig): LoginMode {
+  return hasRefreshToken(config) ? 'auto-renew' : 'daily-login';
+}
+
+export function tokenStatus(
+  config: BrokerConfig,
+  location: string,
+  now = new Date(),
+  windowMs = DEFAULT_REFRESH_WINDOW_MS,
+): TokenStatus {
+  const expiresAt = parseStoredInstant(config.access_token_expires_at, 'access_token_expires_at');
+  const refreshedAt = parseStoredInstant(config.refreshed_at, 'refreshed_at');
+  const due = refreshDue({ accessToken: config.api_secret, expiresAt, now, windowMs });
+  const lease = config.refresh_lease;
+  return {
+    location,
+    userId: config.user_id,
+    mode: loginMode(config),
+    hasAccessToken: config.api_secret.length > 0,
+    refreshedAt: refreshedAt ? formatIst(refreshedAt) : undefined,
+    ageMinutes: refreshedAt ? Math.floor((now.getTime() - refreshedAt.getTime()) / 60_000) : undefined,
+    expiresAt: expiresAt ? formatIst(expiresAt) : undefined,
+    minutesToExpiry: due.remainingMs === undefined ? undefined : Math.floor(due.remainingMs / 60_000),
+    refreshDue: due.due,
+    dueReason: due.reason,
+    leaseHeldUntil: lease && Date.parse(lease.until) > now.getTime() ? lease.until : undefined,
+  };
+}
+
+const modeText: Record<LoginMode, string> = {
+  'auto-renew': 'auto-renew (refresh token present)',
+  'daily-login': 'daily login (no refresh token: log in once a day with `kite-token login-url`)',
+};
+
+export function formatStatus(s: TokenStatus): string[] {
+  const lines = [
+    `Config:        ${s.location}`,
+    `User:          ${s.userId ?? '(unknown until the first refresh or login)'}`,
+    `Mode:          ${modeText[s.mode]}`,
+    `Access token:  ${s.hasAccessToken ? 'present' : 'missing'}`,
+    `Refreshed at:  ${s.refreshedAt ? `${s.refreshedAt} (${s.ageMinutes} min ago)` : 'unknown'}`,
+    `Expires at:    ${s.expiresAt ? `${s.expiresAt} (${s.minutesToExpiry !== undefined && s.minutesToExpiry < 0 ? 'expired' : `in ${s.minutesToExpiry} min`})` : 'unknown'}`,
+    `Refresh due:   ${s.refreshDue ? `yes (${s.dueReason?.replace('_', ' ')})` : 'no'}`,
+  ];
+  if (s.leaseHeldUntil) lines.push(`In progress:   a refresher holds the lease until ${s.leaseHeldUntil}`);
+  return lines;
+}

@@ -1,0 +1,137 @@
+// The on-demand refresh contract: what a trading Lambda sends after Kite answered 401/403, and what it gets back.
+import * as z from 'zod/mini';
+import type { BrokerConfig } from '../engine/broker-config.ts';
+import { RefreshBusyError, type RefreshOutcome, TokenNotStoredError } from '../engine/refresh-engine.ts';
+import type { Refresher } from '../engine/refresher.ts';
+import {
+  ConfigError,
+  InputError,
+  KiteApiError,
+  KiteNetworkError,
+  LoginRequiredError,
+  NotFoundError,
+  StoreError,
+} from '../shared/errors.ts';
+
+const payloadSchema = z.strictObject({
+  failedAccessToken: z.optional(z.string().check(z.minLength(1), z.maxLength(1024))),
+  status: z.optional(z.union([z.literal(401), z.literal(403)])),
+  reason: z.optional(z.string().check(z.maxLength(500))),
+});
+
+export type OnDemandPayload = z.infer<typeof payloadSchema>;
+
+export type OnDemandResponse =
+  | {
+      status: 'refreshed' | 'already_fresh';
+      accessToken: string;
+      /** ISO-8601 with +05:30. */
+      expiresAt?: string;
+    }
+  | { status: 'login_required'; reason: LoginRequiredError['reason']; loginUrl?: string }
+  | {
+      status: 'error';
+      error: {
+        type:
+          | 'InvalidPayload'
+          | 'ConfigInvalid'
+          | 'StoreUnavailable'
+          | 'KiteUnavailable'
+          | 'KiteRejected'
+          | 'RefreshBusy'
+          | 'TokenNotStored';
+        message: string;
+        retryable: boolean;
+      };
+    };
+
+/** Validates an invoke payload. Throws InputError with a message naming the bad field (never its value). */
+export function parseOnDemandPayload(event: unknown): OnDemandPayload {
+  const result = payloadSchema.safeParse(event ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = issue?.path.join('.') || '(payload)';
+  const message =
+    issue?.code === 'unrecognized_keys'
+      ? `unknown field(s): ${issue.keys.join(', ')}`
+      : field === '(payload)'
+        ? 'payload must be a JSON object'
+        : `field "${field}" is invalid`;
+  throw new InputError(
+    `${message}; expected { "failedAccessToken"?: string, "status"?: 401 | 403, "reason"?: string }`,
+  );
+}
+
+function tokenAnswer(
+  outcome: RefreshOutcome & { status: 'fresh' | 'refreshed' | 'already_fresh' },
+): OnDemandResponse {
+  return {
+    status: outcome.status === 'refreshed' ? 'refreshed' : 'already_fresh',
+    accessToken: outcome.accessToken,
+    ...(outcome.config.access_token_expires_at ? { expiresAt: outcome.config.access_token_expires_at } : {}),
+  };
+}
+
+/**
+ * Refreshes for a caller whose token Kite rejected. Expected failures come back as structured answers, so the
+ * caller can branch on them; `loginLink` supplies the one-click login for accounts that need a human.
+ */
+export async function answerOnDemand(
+  refresher: Refresher,
+  payload: OnDemandPayload,
+  loginLink?: (config: BrokerConfig) => string,
+  deadline?: number,
+): Promise<OnDemandResponse> {
+  try {
+    const outcome = await refresher.refresh({
+      ...(payload.failedAccessToken ? { failedAccessToken: payload.failedAccessToken } : {}),
+      ...(deadline !== undefined ? { deadline } : {}),
+    });
+    if (outcome.status === 'login_required') {
+      return {
+        status: 'login_required',
+        reason: outcome.reason,
+        ...(loginLink ? { loginUrl: loginLink(outcome.config) } : {}),
+      };
+    }
+    return tokenAnswer(outcome);
+  } catch (e: unknown) {
+    if (e instanceof LoginRequiredError) {
+      const { config } = await refresher.store.read();
+      return {
+        status: 'login_required',
+        reason: e.reason,
+        ...(loginLink ? { loginUrl: loginLink(config) } : {}),
+      };
+    }
+    if (e instanceof KiteNetworkError || (e instanceof KiteApiError && e.retryable)) {
+      return { status: 'error', error: { type: 'KiteUnavailable', message: e.message, retryable: true } };
+    }
+    if (e instanceof KiteApiError) {
+      return {
+        status: 'error',
+        error: {
+          type: 'KiteRejected',
+          message: `${e.status} ${e.errorType}: ${e.message}`,
+          retryable: false,
+        },
+      };
+    }
+    if (e instanceof RefreshBusyError) {
+      return { status: 'error', error: { type: 'RefreshBusy', message: e.message, retryable: true } };
+    }
+    if (e instanceof ConfigError || e instanceof NotFoundError) {
+      return { status: 'error', error: { type: 'ConfigInvalid', message: e.message, retryable: false } };
+    }
+    if (e instanceof StoreError) {
+      return {
+        status: 'error',
+        error: { type: 'StoreUnavailable', message: e.message, retryable: e.retryable },
+      };
+    }
+    if (e instanceof TokenNotStoredError) {
+      return { status: 'error', error: { type: 'TokenNotStored', message: e.message, retryable: true } };
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,172 @@
+import { readFile } from 'node:fs/promises';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EXIT, runCli } from '../../lib/cli/cli.ts';
+import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
+import { loginStateKey, verifyLoginState } from '../../lib/login/login.ts';
+import {
+  API_KEY,
+  leakedTokens,
+  type SandboxFixture,
+  seedConfig,
+  startSandbox,
+  writeTempConfig,
+} from '../support/fixtures.ts';
+
+const REDIRECT = 'http://127.0.0.1:9/kite-redirect';
+
+let fx: SandboxFixture;
+
+async function startKite(userId = 'XX0000') {
+  fx = await startSandbox({ issueRefreshTokens: false, redirectUrl: REDIRECT, userId });
+  process.env.KITE_API_SECRET = fx.appSecret;
+}
+
+beforeEach(async () => {
+  await startKite();
+});
+
+afterEach(async () => {
+  delete process.env.KITE_API_SECRET;
+  await fx.sandbox.close();
+});
+
+async function cli(...argv: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(argv, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+  return { code, stdout, stderr };
+}
+
+async function seed(extra: Partial<BrokerConfig> = {}) {
+  const path = await writeTempConfig(
+    seedConfig(fx.sandbox, 'expired', { refresh_token: '', user_id: 'XX0000', ...extra }),
+  );
+  return { path, bytes: await readFile(path, 'utf8') };
+}
+
+/** Opens the link like a browser and returns the query Kite puts on the redirect URL. */
+async function logInThrough(link: string): Promise<URLSearchParams> {
+  const response = await fetch(link, { redirect: 'manual' });
+  expect(response.status).toBe(302);
+  return new URL(response.headers.get('location') ?? '').searchParams;
+}
+
+describe('kite-token login-url', () => {
+  it('prints a login link with a valid state, and how to register the callback, but never a token', async () => {
+    const { path } = await seed();
+
+    const run = await cli('login-url', '--config', path);
+
+    expect(run.code).toBe(EXIT.ok);
+    const link = new URL(run.stdout.trim());
+    expect(link.href.startsWith(`${fx.sandbox.url}/connect/login?`)).toBe(true);
+    expect(link.searchParams.get('api_key')).toBe(API_KEY);
+    const state = new URLSearchParams(link.searchParams.get('redirect_params') ?? '').get('state');
+    expect(verifyLoginState(loginStateKey(fx.appSecret), state).ok).toBe(true);
+    expect(run.stderr).toMatch(/redirect URL registered for this app .*Kite developer console/s);
+    expect(run.stderr).toContain('kite-token exchange --request-token');
+    expect(leakedTokens(fx.sandbox, run.stdout + run.stderr)).toEqual([]);
+    expect(run.stdout + run.stderr).not.toContain(fx.appSecret);
+  });
+
+  it('exits 2 when the Kite app secret is not configured', async () => {
+    const { path } = await seed();
+    delete process.env.KITE_API_SECRET;
+    expect((await cli('login-url', '--config', path)).code).toBe(EXIT.badInput);
+  });
+});
+
+describe('kite-token exchange', () => {
+  it('stores the token of a login started with login-url, checking its state', async () => {
+    const { path } = await seed();
+    const link = (await cli('login-url', '--config', path)).stdout.trim();
+    const query = await logInThrough(link);
+
+    const run = await cli(
+      'exchange',
+      '--config',
+      path,
+      '--request-token',
+      query.get('request_token') ?? '',
+      '--state',
+      query.get('state') ?? '',
+    );
+
+    expect(run.code).toBe(EXIT.ok);
+    expect(run.stdout).toMatch(
+      /^Logged in as XX0000 — valid until 06:00 IST (today|tomorrow) \(\d{4}-\d{2}-\d{2} 06:00:00 IST\)\n$/,
+    );
+    expect(run.stderr).toContain('✅ Logged in as XX0000');
+    const stored = JSON.parse(await readFile(path, 'utf8')) as BrokerConfig;
+    expect(fx.sandbox.isAccessTokenValid(stored.api_secret)).toBe(true);
+    const status = await cli('status', '--config', path);
+    expect(status.stdout).toContain('Refresh due:   no');
+    expect(leakedTokens(fx.sandbox, run.stdout + run.stderr + status.stdout)).toEqual([]);
+  });
+
+  it('accepts a request token without a state, since the person at the terminal started the login', async () => {
+    const { path } = await seed();
+    const run = await cli('exchange', '--config', path, '--request-token', fx.sandbox.issueRequestToken());
+    expect(run.code).toBe(EXIT.ok);
+  });
+
+  it('enforces the pinned user_id and writes nothing for another account', async () => {
+    await fx.sandbox.close();
+    await startKite('YY1111');
+    const { path, bytes } = await seed({ user_id: 'XX0000' });
+
+    const run = await cli('exchange', '--config', path, '--request-token', fx.sandbox.issueRequestToken());
+
+    expect(run.code).toBe(EXIT.badInput);
+    expect(run.stderr).toMatch(/^login failed: You logged in to Kite as YY1111, .*XX0000/m);
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+    expect(leakedTokens(fx.sandbox, run.stdout + run.stderr)).toEqual([]);
+  });
+
+  it('refuses a tampered state and a used request token, writing nothing', async () => {
+    const { path, bytes } = await seed();
+    const query = await logInThrough((await cli('login-url', '--config', path)).stdout.trim());
+    const token = query.get('request_token') ?? '';
+
+    const tampered = await cli(
+      'exchange',
+      '--config',
+      path,
+      '--request-token',
+      token,
+      '--state',
+      'v1.1.600.x.y',
+    );
+    expect(tampered.code).toBe(EXIT.badInput);
+    expect(tampered.stderr).toMatch(/^login failed: /);
+
+    await fx.kite.generateSession(token);
+    const used = await cli('exchange', '--config', path, '--request-token', token);
+    expect(used.code).toBe(EXIT.badInput);
+    expect(used.stderr).toMatch(/^login failed: Kite no longer accepts this request token/);
+
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+    expect(leakedTokens(fx.sandbox, tampered.stderr + used.stderr)).toEqual([]);
+  });
+
+  it('exits 1 when Kite cannot be reached', async () => {
+    const { path, bytes } = await seed({ base_url: 'http://127.0.0.1:9' });
+    const run = await cli('exchange', '--config', path, '--request-token', fx.sandbox.issueRequestToken());
+    expect(run.code).toBe(EXIT.failed);
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+  });
+
+  it('exits 2 without --request-token, and for login options on other commands', async () => {
+    const { path } = await seed();
+    expect((await cli('exchange', '--config', path)).code).toBe(EXIT.badInput);
+    expect((await cli('refresh', '--config', path, '--state', 'x')).code).toBe(EXIT.badInput);
+  });
+});
+
+describe('kite-token --help', () => {
+  it('lists the login commands', async () => {
+    const run = await cli('--help');
+    expect(run.stdout).toContain('login-url');
+    expect(run.stdout).toContain('exchange --request-token');
+  });
+});

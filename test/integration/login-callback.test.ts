@@ -1,0 +1,297 @@
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { escapeHtml, handler, type LoginCallbackResult } from '../../functions/login-callback.ts';
+import { runCli } from '../../lib/cli/cli.ts';
+import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
+import { logger, resetLambdaContext } from '../../lib/lambda/context.ts';
+import { buildLoginLink, createLoginState, loginStateKey } from '../../lib/login/login.ts';
+import {
+  API_KEY,
+  leakedTokens,
+  type SandboxFixture,
+  seedConfig,
+  startSandbox,
+  writeTempConfig,
+} from '../support/fixtures.ts';
+
+const CALLBACK = 'https://abc123.lambda-url.ap-south-1.on.aws/';
+
+let fx: SandboxFixture;
+let output: string[];
+
+function context(): Context {
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: 'kite-token-refresh-test-loginCallback',
+    functionVersion: '$LATEST',
+    invokedFunctionArn:
+      'arn:aws:lambda:ap-south-1:123456789012:function:kite-token-refresh-test-loginCallback',
+    memoryLimitInMB: '256',
+    awsRequestId: randomUUID(),
+    logGroupName: '/aws/lambda/kite-token-refresh-test-loginCallback',
+    logStreamName: '2025/11/07/[$LATEST]test',
+    getRemainingTimeInMillis: () => 15_000,
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  };
+}
+
+/** The Function URL event (payload 2.0) a browser following `url` produces. */
+function urlEvent(url: URL, method = 'GET'): LambdaFunctionURLEvent {
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: url.pathname,
+    rawQueryString: url.search.slice(1),
+    headers: { host: url.host, 'user-agent': 'Mozilla/5.0' },
+    ...(url.search ? { queryStringParameters: Object.fromEntries(url.searchParams) } : {}),
+    requestContext: {
+      accountId: 'anonymous',
+      apiId: 'abc123',
+      domainName: url.host,
+      domainPrefix: 'abc123',
+      http: {
+        method,
+        path: url.pathname,
+        protocol: 'HTTP/1.1',
+        sourceIp: '127.0.0.1',
+        userAgent: 'Mozilla/5.0',
+      },
+      requestId: randomUUID(),
+      routeKey: '$default',
+      stage: '$default',
+      time: '07/Nov/2025:02:31:00 +0000',
+      timeEpoch: Date.now(),
+    },
+    isBase64Encoded: false,
+  };
+}
+
+async function callback(url: URL, method = 'GET'): Promise<LoginCallbackResult> {
+  return (await handler(urlEvent(url, method), context())) as LoginCallbackResult;
+}
+
+/** Follows a login link to the sandbox's login page; returns where Kite sends the browser back to. */
+async function kiteRedirect(link: string): Promise<URL> {
+  const response = await fetch(link, { redirect: 'manual' });
+  expect(response.status).toBe(302);
+  return new URL(response.headers.get('location') ?? '');
+}
+
+const loginLink = (now = new Date()) =>
+  buildLoginLink({ apiKey: API_KEY, appSecret: fx.appSecret, now, loginRoot: fx.sandbox.url });
+
+async function seed(extra: Partial<BrokerConfig> = {}) {
+  const path = await writeTempConfig(
+    seedConfig(fx.sandbox, 'expired', { refresh_token: '', user_id: 'XX0000', ...extra }),
+  );
+  process.env.BROKER_CONFIG_URI = path;
+  return { path, bytes: await readFile(path, 'utf8') };
+}
+
+async function startKite(userId = 'XX0000') {
+  fx = await startSandbox({ issueRefreshTokens: false, redirectUrl: CALLBACK, userId });
+  process.env.KITE_API_SECRET = fx.appSecret;
+}
+
+function expectNoLeaks(...pages: LoginCallbackResult[]) {
+  const seen = [...output, ...pages.map((p) => p.body)].join('\n');
+  expect(leakedTokens(fx.sandbox, seen)).toEqual([]);
+}
+
+beforeEach(async () => {
+  resetLambdaContext();
+  output = [];
+  // Powertools writes JSON lines to stdout and stderr; capture them to sweep for tokens.
+  const capture = (chunk: unknown) => {
+    output.push(String(chunk));
+    return true;
+  };
+  vi.spyOn(process.stdout, 'write').mockImplementation(capture);
+  vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+  logger.setLogLevel('DEBUG');
+  await startKite();
+});
+
+afterEach(async () => {
+  logger.setLogLevel('SILENT');
+  vi.restoreAllMocks();
+  delete process.env.BROKER_CONFIG_URI;
+  delete process.env.KITE_API_SECRET;
+  resetLambdaContext();
+  await fx.sandbox.close();
+});
+
+describe('login-callback handler', () => {
+  it('completes the round trip: link, Kite login, callback, and a stored token that works', async () => {
+    const { path } = await seed();
+
+    const page = await callback(await kiteRedirect(loginLink()));
+
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toMatch(
+      /Logged in as XX0000 — valid until 06:00 IST (today|tomorrow) \(\d{4}-\d{2}-\d{2} 06:00:00 IST\)\./,
+    );
+    expect(page.headers).toMatchObject({
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-store',
+      'referrer-policy': 'no-referrer',
+      'x-content-type-options': 'nosniff',
+    });
+    expect(page.headers['content-security-policy']).toMatch(/^default-src 'none'; style-src 'sha256-/);
+    const stored = JSON.parse(await readFile(path, 'utf8')) as BrokerConfig;
+    expect(fx.sandbox.isAccessTokenValid(stored.api_secret)).toBe(true);
+    expect(stored.user_id).toBe('XX0000');
+
+    let status = '';
+    await runCli(['status', '--config', path], {
+      stdout: (t) => (status += t),
+      stderr: (t) => (status += t),
+    });
+    expect(status).toContain('User:          XX0000');
+    expect(status).toContain('Access token:  present');
+    expect(status).toContain('Refresh due:   no');
+
+    const logged = output.join('');
+    expect(logged).toContain('✅ Logged in as XX0000');
+    expect(logged).toContain('"LoginSucceeded"');
+    expectNoLeaks(page);
+    expect(leakedTokens(fx.sandbox, status)).toEqual([]);
+  });
+
+  it('answers a replayed callback with 410 and leaves the file byte for byte', async () => {
+    const { path } = await seed();
+    const redirect = await kiteRedirect(loginLink());
+    const first = await callback(redirect);
+    expect(first.statusCode).toBe(200);
+    const after = await readFile(path, 'utf8');
+
+    const replay = await callback(redirect);
+
+    expect(replay.statusCode).toBe(410);
+    expect(replay.body).toContain('already completed');
+    expect(await readFile(path, 'utf8')).toBe(after);
+    expectNoLeaks(first, replay);
+  });
+
+  it('refuses a tampered state with 403 and writes nothing', async () => {
+    const { path, bytes } = await seed();
+    const redirect = await kiteRedirect(loginLink());
+    const state = redirect.searchParams.get('state') ?? '';
+    const at = state.length - 10;
+    redirect.searchParams.set(
+      'state',
+      `${state.slice(0, at)}${state[at] === 'A' ? 'B' : 'A'}${state.slice(at + 1)}`,
+    );
+
+    const page = await callback(redirect);
+
+    expect(page.statusCode).toBe(403);
+    expect(page.body).toContain('not one this service issued');
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+    expect(fx.sandbox.calls['POST /session/token'] ?? 0).toBe(0);
+    expectNoLeaks(page);
+  });
+
+  it('refuses an expired state with 403 and writes nothing', async () => {
+    const { path, bytes } = await seed();
+
+    const page = await callback(await kiteRedirect(loginLink(new Date(Date.now() - 11 * 60_000))));
+
+    expect(page.statusCode).toBe(403);
+    expect(page.body).toContain('The login link has expired');
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+    expectNoLeaks(page);
+  });
+
+  it('refuses a callback without a state with 400 and writes nothing', async () => {
+    const { path, bytes } = await seed();
+    fx.sandbox.setRedirectUrl(CALLBACK);
+
+    // A login started from Kite's bare login page, not from this service's link.
+    const page = await callback(await kiteRedirect(fx.sandbox.loginUrl()));
+
+    expect(page.statusCode).toBe(400);
+    expect(page.body).toContain('carried no state');
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+    expectNoLeaks(page);
+  });
+
+  it('refuses a login as another account with 403 and writes nothing', async () => {
+    await fx.sandbox.close();
+    await startKite('YY1111');
+    const { path, bytes } = await seed({ user_id: 'XX0000' });
+
+    const page = await callback(await kiteRedirect(loginLink()));
+
+    expect(page.statusCode).toBe(403);
+    expect(page.body).toContain('You logged in to Kite as YY1111');
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+    expectNoLeaks(page);
+  });
+
+  it('answers a cancelled login with 400 and writes nothing', async () => {
+    const { path, bytes } = await seed();
+    const redirect = await kiteRedirect(loginLink());
+    redirect.searchParams.set('status', 'cancelled');
+
+    const page = await callback(redirect);
+
+    expect(page.statusCode).toBe(400);
+    expect(page.body).toContain('cancelled');
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+    expectNoLeaks(page);
+  });
+
+  it('escapes what it echoes and does not echo an odd status at all', async () => {
+    await seed();
+    const redirect = await kiteRedirect(loginLink());
+    redirect.searchParams.set('status', '<script>alert(1)</script>');
+
+    const page = await callback(redirect);
+
+    expect(page.statusCode).toBe(400);
+    expect(page.body).not.toContain('<script>');
+    expect(escapeHtml(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
+  });
+
+  it('refuses anything but GET without spending the request token', async () => {
+    const { path } = await seed();
+    const redirect = await kiteRedirect(loginLink());
+
+    const head = await callback(redirect, 'HEAD');
+    const post = await callback(redirect, 'POST');
+
+    expect([head.statusCode, post.statusCode]).toEqual([405, 405]);
+    expect(post.headers.allow).toBe('GET');
+    expect(fx.sandbox.calls['POST /session/token'] ?? 0).toBe(0);
+    expect((await callback(redirect)).statusCode).toBe(200);
+    expect(
+      fx.sandbox.isAccessTokenValid((JSON.parse(await readFile(path, 'utf8')) as BrokerConfig).api_secret),
+    ).toBe(true);
+  });
+
+  it('answers 500 with a page, and writes nothing, when the app secret is not configured', async () => {
+    const { path, bytes } = await seed();
+    delete process.env.KITE_API_SECRET;
+    const state = createLoginState(loginStateKey(fx.appSecret));
+    const url = new URL(CALLBACK);
+    url.search = new URLSearchParams({
+      action: 'login',
+      type: 'login',
+      status: 'success',
+      request_token: fx.sandbox.issueRequestToken(),
+      state,
+    }).toString();
+
+    const page = await callback(url);
+
+    expect(page.statusCode).toBe(500);
+    expect(page.body).toContain('not configured correctly');
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+    expectNoLeaks(page);
+  });
+});
