@@ -2,7 +2,7 @@
 // the bin script and tests call. Exit 0 on success; otherwise non-zero with a one-line reason on stderr.
 import { parseArgs } from 'node:util';
 import { formatIst } from '../engine/expiry.ts';
-import { RefreshBusyError, TokenNotStoredError } from '../engine/refresh-engine.ts';
+
 import { createRefresher } from '../engine/refresher.ts';
 import { formatStatus, tokenStatus } from '../engine/status.ts';
 import { loadAppSecret } from '../lambda/app-secret.ts';
@@ -13,15 +13,7 @@ import {
   loginRootFor,
   loginSummary,
 } from '../login/login.ts';
-import {
-  ConfigError,
-  InputError,
-  KiteApiError,
-  KiteNetworkError,
-  LoginRequiredError,
-  NotFoundError,
-  StoreError,
-} from '../shared/errors.ts';
+import { classifyError, type ErrorKind, InputError, NotFoundError } from '../shared/errors.ts';
 import { createConsoleLog } from '../shared/log.ts';
 import { openStore } from '../store/open-store.ts';
 
@@ -49,27 +41,27 @@ function configLocation(flag: string | undefined): string {
   return flag ?? process.env.BROKER_CONFIG_URI ?? './broker-config.json';
 }
 
+const FAILURE_LINES: Record<ErrorKind, (message: string) => { line: string; code: number }> = {
+  invalid_input: (m) => ({ line: `bad input: ${m}`, code: EXIT.badInput }),
+  config_invalid: (m) => ({ line: `bad input: ${m}`, code: EXIT.badInput }),
+  login_required: (m) => ({ line: `login required: ${m}`, code: EXIT.loginRequired }),
+  token_rejected: (m) => ({ line: `Kite rejected the request: ${m}`, code: EXIT.failed }),
+  kite_rejected: (m) => ({ line: `Kite rejected the request: ${m}`, code: EXIT.failed }),
+  kite_unavailable: (m) => ({ line: `network: ${m}`, code: EXIT.failed }),
+  refresh_busy: (m) => ({ line: m, code: EXIT.failed }),
+  store_unavailable: (m) => ({ line: m, code: EXIT.failed }),
+  token_not_stored: (m) => ({ line: m, code: EXIT.failed }),
+  unexpected: (m) => ({ line: `unexpected error: ${m}`, code: EXIT.failed }),
+};
+
 /** One line for stderr, and the exit code, for any error. Messages never carry tokens (see errors.ts). */
 export function describeFailure(e: unknown): { line: string; code: number } {
   if (e instanceof LoginError) {
     return { line: `login failed: ${e.message}`, code: e.status >= 500 ? EXIT.failed : EXIT.badInput };
   }
-  if (e instanceof ConfigError || e instanceof InputError)
-    return { line: `bad input: ${e.message}`, code: EXIT.badInput };
   if (e instanceof NotFoundError) return { line: `not found: ${e.message}`, code: EXIT.badInput };
-  if (e instanceof LoginRequiredError)
-    return { line: `login required: ${e.message}`, code: EXIT.loginRequired };
-  if (e instanceof KiteApiError) {
-    return { line: `Kite rejected the request: ${e.status} ${e.errorType}: ${e.message}`, code: EXIT.failed };
-  }
-  if (e instanceof KiteNetworkError) return { line: `network: ${e.message}`, code: EXIT.failed };
-  if (e instanceof TokenNotStoredError || e instanceof RefreshBusyError || e instanceof StoreError) {
-    return { line: e.message, code: EXIT.failed };
-  }
-  return {
-    line: `unexpected error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`,
-    code: EXIT.failed,
-  };
+  const failure = classifyError(e);
+  return FAILURE_LINES[failure.kind](failure.message);
 }
 
 function parseOptions(argv: string[]) {

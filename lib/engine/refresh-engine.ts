@@ -4,7 +4,15 @@ import { randomUUID } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConflictError, KiteApiError, LoginRequiredError } from '../shared/errors.ts';
+import {
+  ConflictError,
+  describeError,
+  isTokenRejected,
+  KiteApiError,
+  LoginRequiredError,
+  RefreshBusyError,
+  TokenNotStoredError,
+} from '../shared/errors.ts';
 import { type Log, silentLog } from '../shared/log.ts';
 import { maskToken } from '../shared/mask.ts';
 import type { ConfigStore, RescuedTokens } from '../store/config-store.ts';
@@ -97,21 +105,6 @@ export type RefreshOutcome = (TokenOutcome | LoginOutcome) & {
   /** Wall time of the Kite renewal, when there was one. */
   kiteMs?: number;
 };
-
-/** The token was renewed but could not be stored; it is kept where `kept` says and the next run stores it. */
-export class TokenNotStoredError extends Error {
-  override name = 'TokenNotStoredError';
-  readonly kept: string[];
-  constructor(message: string, options: { kept: string[]; cause?: unknown }) {
-    super(message, { cause: options.cause });
-    this.kept = options.kept;
-  }
-}
-
-/** Another refresher held the lease for longer than this one could wait. */
-export class RefreshBusyError extends Error {
-  override name = 'RefreshBusyError';
-}
 
 const DEFAULTS = {
   leaseTtlMs: 60_000,
@@ -276,15 +269,13 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
       await releaseLease(deps.store, leased, leaseVersion);
       const kiteMs = Date.now() - kiteStarted;
       // Only Kite's TokenException means the refresh token is dead; a 403 page from anything in between is not.
-      const refreshTokenRejected =
-        e instanceof KiteApiError && e.status === 403 && e.errorType === 'TokenException';
-      if (refreshTokenRejected) {
+      if (isTokenRejected(e)) {
         // A refresh token Kite rotated during a write that failed is kept in the store's rescue slot.
         const recovered = await recoverFromStoreRescue(deps, config, now(), log);
         if (recovered) return { ...recovered, kiteCalls: 1, kiteMs };
       }
       logFailure(log, e);
-      if (refreshTokenRejected && e instanceof KiteApiError) {
+      if (isTokenRejected(e)) {
         throw new LoginRequiredError(
           `Kite rejected the refresh token (403 ${e.errorType}: ${e.message}); log in again to get a new one`,
           { reason: 'refresh_token_rejected', cause: e },
@@ -327,7 +318,7 @@ function logFailure(log: Log, e: unknown): void {
     });
   } else {
     log.error('❌ Token refresh failed', {
-      error: e instanceof Error ? `${e.name}: ${e.message}` : String(e),
+      error: describeError(e),
     });
   }
 }

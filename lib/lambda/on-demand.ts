@@ -1,17 +1,9 @@
 // The on-demand refresh contract: what a trading Lambda sends after Kite answered 401/403, and what it gets back.
 import * as z from 'zod/mini';
 import type { BrokerConfig } from '../engine/broker-config.ts';
-import { RefreshBusyError, type RefreshOutcome, TokenNotStoredError } from '../engine/refresh-engine.ts';
+import type { RefreshOutcome } from '../engine/refresh-engine.ts';
 import type { Refresher } from '../engine/refresher.ts';
-import {
-  ConfigError,
-  InputError,
-  KiteApiError,
-  KiteNetworkError,
-  LoginRequiredError,
-  NotFoundError,
-  StoreError,
-} from '../shared/errors.ts';
+import { classifyError, type ErrorKind, InputError, type LoginRequiredError } from '../shared/errors.ts';
 
 const payloadSchema = z.strictObject({
   failedAccessToken: z.optional(z.string().check(z.minLength(1), z.maxLength(1024))),
@@ -44,6 +36,20 @@ export type OnDemandResponse =
         retryable: boolean;
       };
     };
+
+type OnDemandErrorType = Extract<OnDemandResponse, { status: 'error' }>['error']['type'];
+
+/** The answer's error type per kind of failure; a failure not listed here is a bug and is thrown. */
+const ERROR_TYPES: Partial<Record<ErrorKind, OnDemandErrorType>> = {
+  invalid_input: 'InvalidPayload',
+  config_invalid: 'ConfigInvalid',
+  store_unavailable: 'StoreUnavailable',
+  kite_unavailable: 'KiteUnavailable',
+  kite_rejected: 'KiteRejected',
+  token_rejected: 'KiteRejected',
+  refresh_busy: 'RefreshBusy',
+  token_not_stored: 'TokenNotStored',
+};
 
 /** Validates an invoke payload. Throws InputError with a message naming the bad field (never its value). */
 export function parseOnDemandPayload(event: unknown): OnDemandPayload {
@@ -96,42 +102,17 @@ export async function answerOnDemand(
     }
     return tokenAnswer(outcome);
   } catch (e: unknown) {
-    if (e instanceof LoginRequiredError) {
+    const failure = classifyError(e);
+    if (failure.kind === 'login_required') {
       const { config } = await refresher.store.read();
       return {
         status: 'login_required',
-        reason: e.reason,
+        reason: (e as LoginRequiredError).reason,
         ...(loginLink ? { loginUrl: loginLink(config) } : {}),
       };
     }
-    if (e instanceof KiteNetworkError || (e instanceof KiteApiError && e.retryable)) {
-      return { status: 'error', error: { type: 'KiteUnavailable', message: e.message, retryable: true } };
-    }
-    if (e instanceof KiteApiError) {
-      return {
-        status: 'error',
-        error: {
-          type: 'KiteRejected',
-          message: `${e.status} ${e.errorType}: ${e.message}`,
-          retryable: false,
-        },
-      };
-    }
-    if (e instanceof RefreshBusyError) {
-      return { status: 'error', error: { type: 'RefreshBusy', message: e.message, retryable: true } };
-    }
-    if (e instanceof ConfigError || e instanceof NotFoundError) {
-      return { status: 'error', error: { type: 'ConfigInvalid', message: e.message, retryable: false } };
-    }
-    if (e instanceof StoreError) {
-      return {
-        status: 'error',
-        error: { type: 'StoreUnavailable', message: e.message, retryable: e.retryable },
-      };
-    }
-    if (e instanceof TokenNotStoredError) {
-      return { status: 'error', error: { type: 'TokenNotStored', message: e.message, retryable: true } };
-    }
-    throw e;
+    const type = ERROR_TYPES[failure.kind];
+    if (!type) throw e;
+    return { status: 'error', error: { type, message: failure.message, retryable: failure.retryable } };
   }
 }

@@ -13,7 +13,7 @@ import {
   writeTokens,
 } from '../engine/token-write.ts';
 import { KITE_LOGIN_ROOT, loginUrl } from '../kite/client.ts';
-import { KiteApiError, KiteNetworkError } from '../shared/errors.ts';
+import { classifyError, describeError } from '../shared/errors.ts';
 import { type Log, silentLog } from '../shared/log.ts';
 import { maskToken } from '../shared/mask.ts';
 import type { ConfigStore, RescuedTokens } from '../store/config-store.ts';
@@ -307,45 +307,41 @@ async function readConfig(store: ConfigStore): Promise<{ config: BrokerConfig; v
     throw new LoginError(
       'store_unavailable',
       'The token store could not be read, so nothing was changed. Try again in a minute; if it persists, check the service’s logs.',
-      { detail: e instanceof Error ? `${e.name}: ${e.message}` : String(e), cause: e },
+      { detail: describeError(e), cause: e },
     );
   }
 }
 
 function exchangeFailure(e: unknown, config: BrokerConfig, stateIssuedAt: Date | undefined): LoginError {
-  if (e instanceof KiteApiError && e.status === 403 && e.errorType === 'TokenException') {
+  const failure = classifyError(e);
+  const fromKite = failure.kind === 'token_rejected' || failure.kind === 'kite_rejected';
+  const detail = fromKite ? `Kite ${failure.message}` : failure.message;
+  if (failure.kind === 'token_rejected') {
     // A browser refresh of the success page replays the callback: say so instead of alarming anyone.
-    const refreshed = config.refreshed_at ? Date.parse(config.refreshed_at) : Number.NaN;
+    const refreshed = storedIssuedAt(config);
     const already =
-      stateIssuedAt !== undefined &&
-      Number.isFinite(refreshed) &&
-      refreshed >= stateIssuedAt.getTime() - 1000;
+      stateIssuedAt !== undefined && refreshed > 0 && refreshed >= stateIssuedAt.getTime() - 1000;
     return new LoginError(
       'request_token_used',
       already
         ? `This login was already completed: the request token works only once. Nothing was changed.`
         : `Kite no longer accepts this request token: it works once and only for a few minutes. Nothing was changed. ${START_AGAIN}`,
-      { detail: `Kite ${e.status} ${e.errorType}: ${e.message}`, cause: e },
+      { detail, cause: e },
     );
   }
-  if (e instanceof KiteNetworkError || (e instanceof KiteApiError && e.retryable)) {
-    return new LoginError(
-      'kite_unavailable',
-      `Kite could not be reached to finish the login. Nothing was changed. ${START_AGAIN}`,
-      { detail: e.message, cause: e },
-    );
-  }
-  if (e instanceof KiteApiError) {
+  if (failure.kind === 'kite_rejected') {
     return new LoginError(
       'kite_refused',
       'Kite refused to finish the login. Nothing was changed; check the service’s logs (a wrong app secret shows up here).',
-      { detail: `Kite ${e.status} ${e.errorType}: ${e.message}`, cause: e },
+      { detail, cause: e },
     );
   }
   return new LoginError(
     'kite_unavailable',
-    `The login could not be finished with Kite. Nothing was changed. ${START_AGAIN}`,
-    { detail: e instanceof Error ? `${e.name}: ${e.message}` : String(e), cause: e },
+    failure.kind === 'kite_unavailable'
+      ? `Kite could not be reached to finish the login. Nothing was changed. ${START_AGAIN}`
+      : `The login could not be finished with Kite. Nothing was changed. ${START_AGAIN}`,
+    { detail, cause: e },
   );
 }
 

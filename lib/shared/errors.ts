@@ -1,75 +1,159 @@
-// Typed errors: callers branch on the class and its fields, never on message text.
+// Typed errors: callers branch on the class and its fields, never on message text. Every error the product throws
+// extends AppError, which says whether trying again may help and keeps the original error as `cause`.
 // Messages never carry a whole token or secret; use maskToken() when one must be named.
 
-/** broker-config.json (or a setting) is malformed. `field` names the offending setting. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-  readonly field: string | undefined;
-  constructor(message: string, options?: { field?: string; cause?: unknown }) {
-    super(message, { cause: options?.cause });
-    this.field = options?.field;
-  }
+export interface AppErrorOptions {
+  cause?: unknown;
 }
 
-/** A compare-and-swap write lost: the stored document changed since it was read. */
-export class ConflictError extends Error {
-  override name = 'ConflictError';
-}
-
-/** The document (file, object or secret) does not exist. */
-export class NotFoundError extends Error {
-  override name = 'NotFoundError';
-}
-
-/** A store could not be reached or refused for a reason other than a conflict. `retryable` says whether trying again may help. */
-export class StoreError extends Error {
-  override name = 'StoreError';
+/** The one error base: `retryable` says whether the same call may succeed later; `cause` keeps what went wrong below. */
+export abstract class AppError extends Error {
   readonly retryable: boolean;
-  constructor(message: string, options: { retryable: boolean; cause?: unknown }) {
+  constructor(message: string, options: AppErrorOptions & { retryable: boolean }) {
     super(message, { cause: options.cause });
     this.retryable = options.retryable;
   }
 }
 
-/** Kite answered with an error body (or an HTTP error). */
-export class KiteApiError extends Error {
+/** broker-config.json (or a setting) is malformed. `field` names the offending setting. */
+export class ConfigError extends AppError {
+  override name = 'ConfigError';
+  readonly field: string | undefined;
+  constructor(message: string, options?: AppErrorOptions & { field?: string }) {
+    super(message, { retryable: false, cause: options?.cause });
+    this.field = options?.field;
+  }
+}
+
+/** A compare-and-swap write lost: the stored document changed since it was read. Read again and retry. */
+export class ConflictError extends AppError {
+  override name = 'ConflictError';
+  constructor(message: string, options?: AppErrorOptions) {
+    super(message, { retryable: true, cause: options?.cause });
+  }
+}
+
+/** The document (file, object or secret) does not exist. */
+export class NotFoundError extends AppError {
+  override name = 'NotFoundError';
+  constructor(message: string, options?: AppErrorOptions) {
+    super(message, { retryable: false, cause: options?.cause });
+  }
+}
+
+/** A store could not be reached or refused for a reason other than a conflict. */
+export class StoreError extends AppError {
+  override name = 'StoreError';
+}
+
+/** Kite answered with an error body (or an HTTP error). 429 and 5xx are worth retrying; other 4xx are not. */
+export class KiteApiError extends AppError {
   override name = 'KiteApiError';
   /** HTTP status, e.g. 403. */
   readonly status: number;
   /** Kite's error_type, e.g. TokenException, InputException, NetworkException. */
   readonly errorType: string;
-  constructor(message: string, options: { status: number; errorType: string; cause?: unknown }) {
-    super(message, { cause: options.cause });
+  constructor(message: string, options: AppErrorOptions & { status: number; errorType: string }) {
+    super(message, { retryable: options.status === 429 || options.status >= 500, cause: options.cause });
     this.status = options.status;
     this.errorType = options.errorType;
-  }
-  /** 429, 5xx and NetworkException are worth retrying; 4xx are not. */
-  get retryable(): boolean {
-    return this.status === 429 || this.status >= 500;
   }
 }
 
 /** Kite could not be reached at all (DNS, connection refused, reset, timeout). */
-export class KiteNetworkError extends Error {
+export class KiteNetworkError extends AppError {
   override name = 'KiteNetworkError';
   readonly timedOut: boolean;
-  constructor(message: string, options: { timedOut: boolean; cause?: unknown }) {
-    super(message, { cause: options.cause });
+  constructor(message: string, options: AppErrorOptions & { timedOut: boolean }) {
+    super(message, { retryable: true, cause: options.cause });
     this.timedOut = options.timedOut;
   }
 }
 
 /** No refresh token, or Kite rejected it: a human must log in (once a day for ordinary Kite apps). */
-export class LoginRequiredError extends Error {
+export class LoginRequiredError extends AppError {
   override name = 'LoginRequiredError';
   readonly reason: 'no_refresh_token' | 'refresh_token_rejected';
-  constructor(message: string, options: { reason: LoginRequiredError['reason']; cause?: unknown }) {
-    super(message, { cause: options.cause });
+  constructor(message: string, options: AppErrorOptions & { reason: LoginRequiredError['reason'] }) {
+    super(message, { retryable: false, cause: options.cause });
     this.reason = options.reason;
   }
 }
 
 /** An invoke payload, CLI argument or callback request is invalid. */
-export class InputError extends Error {
+export class InputError extends AppError {
   override name = 'InputError';
+  constructor(message: string, options?: AppErrorOptions) {
+    super(message, { retryable: false, cause: options?.cause });
+  }
+}
+
+/** Another refresher held the lease for longer than this one could wait, or too little time was left to renew. */
+export class RefreshBusyError extends AppError {
+  override name = 'RefreshBusyError';
+  constructor(message: string, options?: AppErrorOptions) {
+    super(message, { retryable: true, cause: options?.cause });
+  }
+}
+
+/** Tokens Kite issued could not be written; `kept` says where copies are (empty: nowhere). The next run stores them. */
+export class TokenNotStoredError extends AppError {
+  override name = 'TokenNotStoredError';
+  readonly kept: string[];
+  constructor(message: string, options: AppErrorOptions & { kept: string[] }) {
+    super(message, { retryable: true, cause: options.cause });
+    this.kept = options.kept;
+  }
+}
+
+/** Kite refused this token as dead: 403 TokenException. A 403 page from anything in between, or a
+ *  PermissionException (an API the app is not subscribed to), is not a dead token. */
+export function isTokenRejected(e: unknown): e is KiteApiError {
+  return e instanceof KiteApiError && e.status === 403 && e.errorType === 'TokenException';
+}
+
+/** What callers branch on, whichever part of the product failed. */
+export type ErrorKind =
+  | 'invalid_input'
+  | 'config_invalid'
+  | 'login_required'
+  | 'token_rejected'
+  | 'kite_unavailable'
+  | 'kite_rejected'
+  | 'refresh_busy'
+  | 'store_unavailable'
+  | 'token_not_stored'
+  | 'unexpected';
+
+export interface ErrorClass {
+  kind: ErrorKind;
+  retryable: boolean;
+  /** One line, safe to show: no token, no secret. */
+  message: string;
+}
+
+/** The one classifier: the on-demand answer, the CLI's exit code and the login page all start from this. */
+export function classifyError(e: unknown): ErrorClass {
+  const of = (kind: ErrorKind, message: string, retryable = false): ErrorClass => ({
+    kind,
+    retryable,
+    message,
+  });
+  if (e instanceof InputError) return of('invalid_input', e.message);
+  if (e instanceof ConfigError || e instanceof NotFoundError) return of('config_invalid', e.message);
+  if (e instanceof LoginRequiredError) return of('login_required', e.message);
+  if (isTokenRejected(e)) return of('token_rejected', `${e.status} ${e.errorType}: ${e.message}`);
+  if (e instanceof KiteNetworkError || (e instanceof KiteApiError && e.retryable)) {
+    return of('kite_unavailable', e.message, true);
+  }
+  if (e instanceof KiteApiError) return of('kite_rejected', `${e.status} ${e.errorType}: ${e.message}`);
+  if (e instanceof RefreshBusyError) return of('refresh_busy', e.message, true);
+  if (e instanceof StoreError) return of('store_unavailable', e.message, e.retryable);
+  if (e instanceof TokenNotStoredError) return of('token_not_stored', e.message, true);
+  return of('unexpected', describeError(e));
+}
+
+/** "Name: message" for a log line; never a stack or a request body. */
+export function describeError(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }

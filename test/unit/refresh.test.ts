@@ -2,10 +2,15 @@ import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
-import { type RefreshDeps, refreshToken, TokenNotStoredError } from '../../lib/engine/refresh-engine.ts';
+import { type RefreshDeps, refreshToken } from '../../lib/engine/refresh-engine.ts';
 import { createRefresher } from '../../lib/engine/refresher.ts';
 import { localRescuePath } from '../../lib/engine/token-write.ts';
-import { ConflictError, KiteApiError, LoginRequiredError } from '../../lib/shared/errors.ts';
+import {
+  ConflictError,
+  KiteApiError,
+  LoginRequiredError,
+  TokenNotStoredError,
+} from '../../lib/shared/errors.ts';
 import type { ConfigStore } from '../../lib/store/config-store.ts';
 import { FileStore } from '../../lib/store/file-store.ts';
 import {
