@@ -1,6 +1,6 @@
-// Keeps test output quiet: Powertools loggers stay silent unless a test captures them.
-process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
-process.env.POWERTOOLS_DEV ??= 'false';
-process.env.AWS_REGION ??= 'ap-south-1';
-process.env.AWS_ACCESS_KEY_ID ??= 'test';
-process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
+// Every test file starts from a clean environment: no variable of the user's shell that the product, the AWS SDK or
+// Powertools reads survives (testing/clean-env.ts), and Powertools loggers stay silent unless a test captures them.
+// The CI token-leak sweep's log path is the one variable kept: it records tokens, it never changes behaviour.
+import { cleanProcessEnv } from '../testing/clean-env.ts';
+
+cleanProcessEnv();

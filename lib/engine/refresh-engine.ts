@@ -15,7 +15,7 @@ import {
 } from '../shared/errors.ts';
 import { type Log, silentLog } from '../shared/log.ts';
 import { maskToken } from '../shared/mask.ts';
-import type { ConfigStore, RescuedTokens } from '../store/config-store.ts';
+import type { ConfigStore, KeptTokens } from '../store/config-store.ts';
 import { type BrokerConfig, hasRefreshToken } from './broker-config.ts';
 import { type DueReason, formatIst, parseStoredInstant, refreshDue } from './expiry.ts';
 import {
@@ -337,7 +337,7 @@ async function storeRescued(
   deps: RefreshDeps,
   config: BrokerConfig,
   version: string,
-  tokens: RescuedTokens,
+  tokens: KeptTokens,
   log: Log,
 ): Promise<RefreshOutcome | undefined> {
   const updated = withTokens(config, tokens);
@@ -387,7 +387,7 @@ async function recoverFromStoreRescue(
 async function writeRenewal(
   deps: RefreshDeps,
   start: { config: BrokerConfig; version: string },
-  tokens: RescuedTokens,
+  tokens: KeptTokens,
   owner: string,
   log: Log,
 ): Promise<BrokerConfig> {

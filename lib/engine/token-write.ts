@@ -7,12 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConflictError, StoreError } from '../shared/errors.ts';
-import {
-  type ConfigStore,
-  isRescuedTokens,
-  type RescuedTokens,
-  type StoredConfig,
-} from '../store/config-store.ts';
+import { type ConfigStore, isKeptTokens, type KeptTokens, type StoredConfig } from '../store/config-store.ts';
 import type { BrokerConfig } from './broker-config.ts';
 import { nextExpiry, parseKiteLoginTime, toIsoIst } from './expiry.ts';
 
@@ -39,7 +34,7 @@ function plausibleLoginTime(loginTime: string | undefined, issuedAt: Date): Date
 export function tokensFromSession(
   session: { userId: string; accessToken: string; refreshToken: string; loginTime?: string | undefined },
   issuedAt: Date,
-): RescuedTokens {
+): KeptTokens {
   return {
     access_token: session.accessToken,
     refresh_token: session.refreshToken,
@@ -52,7 +47,7 @@ export function tokensFromSession(
 }
 
 /** `base` with the tokens in place and no refresh lease (whoever held it is done, or superseded). */
-export function withTokens(base: BrokerConfig, tokens: RescuedTokens): BrokerConfig {
+export function withTokens(base: BrokerConfig, tokens: KeptTokens): BrokerConfig {
   const { refresh_lease: _lease, ...rest } = base;
   return {
     ...rest,
@@ -75,18 +70,18 @@ export function localRescuePath(location: string, dir = tmpdir()): string {
  * Tokens a failed write kept on this machine, or null. Only a file this user owns with mode 0600 counts: the temp
  * folder is shared, and a planted file must not reach the document.
  */
-export async function loadLocalRescue(path: string): Promise<RescuedTokens | null> {
+export async function loadLocalRescue(path: string): Promise<KeptTokens | null> {
   try {
     const info = await stat(path);
     if ((info.mode & 0o077) !== 0 || (process.getuid && info.uid !== process.getuid())) return null;
     const value: unknown = JSON.parse(await readFile(path, 'utf8'));
-    return isRescuedTokens(value) ? value : null;
+    return isKeptTokens(value) ? value : null;
   } catch {
     return null;
   }
 }
 
-export async function saveLocalRescue(path: string, tokens: RescuedTokens): Promise<void> {
+export async function saveLocalRescue(path: string, tokens: KeptTokens): Promise<void> {
   await unlink(path).catch(() => {});
   const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {
@@ -110,7 +105,7 @@ export class TokensNotWrittenError extends Error {
 /** Keeps tokens on local disk and in the store's rescue slot. Returns where they went. */
 export async function keepTokens(
   store: ConfigStore,
-  tokens: RescuedTokens,
+  tokens: KeptTokens,
   rescueDir?: string,
 ): Promise<string[]> {
   const kept: string[] = [];
@@ -137,7 +132,7 @@ export function storedIssuedAt(config: BrokerConfig): number {
 }
 
 /** Kept tokens are worth storing only if they are newer than the document's and not yet expired. */
-export function keptTokensUsable(kept: RescuedTokens, config: BrokerConfig, now: Date): boolean {
+export function keptTokensUsable(kept: KeptTokens, config: BrokerConfig, now: Date): boolean {
   return (
     kept.access_token !== config.api_secret &&
     Date.parse(kept.issued_at) > storedIssuedAt(config) &&
@@ -159,7 +154,7 @@ export async function clearKeptTokens(store: ConfigStore, rescueDir?: string): P
 export async function writeTokens(options: {
   store: ConfigStore;
   start: StoredConfig;
-  tokens: RescuedTokens;
+  tokens: KeptTokens;
   apply: (config: BrokerConfig) => BrokerConfig;
   superseded: (latest: BrokerConfig) => boolean;
   retry?: WriteRetry | undefined;

@@ -16,7 +16,7 @@ import { KITE_LOGIN_ROOT, loginUrl } from '../kite/client.ts';
 import { classifyError, describeError } from '../shared/errors.ts';
 import { type Log, silentLog } from '../shared/log.ts';
 import { maskToken } from '../shared/mask.ts';
-import type { ConfigStore, RescuedTokens } from '../store/config-store.ts';
+import type { ConfigStore, KeptTokens } from '../store/config-store.ts';
 
 /** How long a login link works when nobody says otherwise: long enough to type a password and a TOTP. */
 export const LOGIN_STATE_TTL_MS = 10 * 60_000;
@@ -357,7 +357,7 @@ function checkAccount(config: BrokerConfig, userId: string): void {
 }
 
 /** The document after a login: the login's tokens, the account pinned, no lease and no pending reminder. */
-function applyLogin(base: BrokerConfig, tokens: RescuedTokens): BrokerConfig {
+function applyLogin(base: BrokerConfig, tokens: KeptTokens): BrokerConfig {
   // A login answers the reminders: their state goes with it.
   const { login_reminder: _reminder, ...rest } = withTokens(base, tokens) as BrokerConfig & {
     login_reminder?: unknown;
@@ -421,7 +421,7 @@ async function exchange(
 async function writeLogin(
   deps: LoginDeps,
   first: { config: BrokerConfig; version: string },
-  tokens: RescuedTokens,
+  tokens: KeptTokens,
   log: Log,
 ): Promise<BrokerConfig> {
   try {

@@ -8,7 +8,7 @@ export interface StoredConfig {
 }
 
 /** Tokens Kite issued that could not be written to the document; kept so the next run can store them. */
-export interface RescuedTokens {
+export interface KeptTokens {
   access_token: string;
   refresh_token?: string | undefined;
   user_id?: string | undefined;
@@ -19,7 +19,7 @@ export interface RescuedTokens {
 }
 
 /** Rescued tokens come back from disk or a store: check their shape before they go near the document. */
-export function isRescuedTokens(value: unknown): value is RescuedTokens {
+export function isKeptTokens(value: unknown): value is KeptTokens {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const v = value as Record<string, unknown>;
   const optionalString = (x: unknown) => x === undefined || typeof x === 'string';
@@ -46,9 +46,9 @@ export interface ConfigStore {
   write(config: BrokerConfig, expectedVersion: string | null): Promise<string>;
 
   /** Keeps tokens a failed final write would otherwise lose, beside the document. Best effort; throws StoreError. */
-  saveRescue(tokens: RescuedTokens): Promise<void>;
+  saveRescue(tokens: KeptTokens): Promise<void>;
   /** The rescued tokens, or null when there are none. */
-  loadRescue(): Promise<RescuedTokens | null>;
+  loadRescue(): Promise<KeptTokens | null>;
   /** Removes rescued tokens once they are stored in the document. */
   clearRescue(): Promise<void>;
 }

@@ -7,7 +7,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BrokerConfig, parseConfig, serializeConfig } from '../engine/broker-config.ts';
 import { ConflictError, NotFoundError, StoreError } from '../shared/errors.ts';
-import { type ConfigStore, isRescuedTokens, type RescuedTokens, type StoredConfig } from './config-store.ts';
+import { type ConfigStore, isKeptTokens, type KeptTokens, type StoredConfig } from './config-store.ts';
 
 const LOCK_STALE_MS = 10_000;
 const LOCK_WAIT_MS = 3_000;
@@ -79,11 +79,11 @@ export class FileStore implements ConfigStore {
     });
   }
 
-  async saveRescue(tokens: RescuedTokens): Promise<void> {
+  async saveRescue(tokens: KeptTokens): Promise<void> {
     await this.#atomicReplace(this.rescuePath, Buffer.from(`${JSON.stringify(tokens, null, 2)}\n`, 'utf8'));
   }
 
-  async loadRescue(): Promise<RescuedTokens | null> {
+  async loadRescue(): Promise<KeptTokens | null> {
     const bytes = await this.#readBytes(this.rescuePath);
     if (bytes === undefined) return null;
     let value: unknown;
@@ -93,7 +93,7 @@ export class FileStore implements ConfigStore {
       // The parser's message quotes the text, which holds tokens: keep none of it.
       throw new StoreError(`${this.rescuePath} is not valid JSON`, { retryable: false });
     }
-    if (!isRescuedTokens(value)) {
+    if (!isKeptTokens(value)) {
       throw new StoreError(`${this.rescuePath} does not hold rescued tokens`, { retryable: false });
     }
     return value;

@@ -17,7 +17,7 @@ import {
   serializeConfig,
 } from '../engine/broker-config.ts';
 import { ConfigError, ConflictError, NotFoundError, StoreError } from '../shared/errors.ts';
-import { type ConfigStore, isRescuedTokens, type RescuedTokens, type StoredConfig } from './config-store.ts';
+import { type ConfigStore, isKeptTokens, type KeptTokens, type StoredConfig } from './config-store.ts';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -236,7 +236,7 @@ export class S3Store implements ConfigStore {
     }
   }
 
-  async saveRescue(tokens: RescuedTokens): Promise<void> {
+  async saveRescue(tokens: KeptTokens): Promise<void> {
     try {
       await this.#client.send(
         new PutObjectCommand({
@@ -252,7 +252,7 @@ export class S3Store implements ConfigStore {
     }
   }
 
-  async loadRescue(): Promise<RescuedTokens | null> {
+  async loadRescue(): Promise<KeptTokens | null> {
     let text: string;
     try {
       const out = await this.#client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.rescueKey }));
@@ -268,7 +268,7 @@ export class S3Store implements ConfigStore {
     } catch {
       throw new StoreError(`s3://${this.bucket}/${this.rescueKey} is not valid JSON`, { retryable: false });
     }
-    if (!isRescuedTokens(value)) {
+    if (!isKeptTokens(value)) {
       throw new StoreError(`s3://${this.bucket}/${this.rescueKey} does not hold rescued tokens`, {
         retryable: false,
       });

@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { type BrokerConfig, parseConfig, serializeConfig } from '../engine/broker-config.ts';
 import { ConfigError, ConflictError, NotFoundError, StoreError } from '../shared/errors.ts';
-import type { ConfigStore, RescuedTokens, StoredConfig } from './config-store.ts';
+import type { ConfigStore, KeptTokens, StoredConfig } from './config-store.ts';
 
 const CURRENT = 'AWSCURRENT';
 /** Rescued tokens live in a version of the same secret under this label; it never moves AWSCURRENT. */
@@ -87,7 +87,7 @@ function pendingStageAgeMs(stage: string, now: number): number | undefined {
   return Number.isFinite(createdAt) ? now - createdAt : undefined;
 }
 
-function parseRescue(text: string, source: string): RescuedTokens {
+function parseRescue(text: string, source: string): KeptTokens {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -101,7 +101,7 @@ function parseRescue(text: string, source: string): RescuedTokens {
       throw new StoreError(`${source}: rescued tokens lack "${field}"`, { retryable: false });
     }
   }
-  return value as RescuedTokens;
+  return value as KeptTokens;
 }
 
 export class SecretsManagerStore implements ConfigStore {
@@ -146,7 +146,7 @@ export class SecretsManagerStore implements ConfigStore {
     return expectedVersion === null ? this.#create(text) : this.#stageAndPromote(text, expectedVersion);
   }
 
-  async saveRescue(tokens: RescuedTokens): Promise<void> {
+  async saveRescue(tokens: KeptTokens): Promise<void> {
     // The first version of a secret becomes AWSCURRENT whatever its labels: never let rescued tokens be that.
     const stages = await this.#versionStagesOrNull();
     if (stages === null || ![...stages.values()].some((labels) => labels.includes(CURRENT))) {
@@ -162,7 +162,7 @@ export class SecretsManagerStore implements ConfigStore {
     }
   }
 
-  async loadRescue(): Promise<RescuedTokens | null> {
+  async loadRescue(): Promise<KeptTokens | null> {
     let answer: { SecretString?: string | undefined };
     try {
       answer = await this.#client.send(

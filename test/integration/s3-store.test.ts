@@ -5,7 +5,7 @@ import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/clie
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { ConfigError, ConflictError, NotFoundError, StoreError } from '../../lib/shared/errors.ts';
-import type { RescuedTokens } from '../../lib/store/config-store.ts';
+import type { KeptTokens } from '../../lib/store/config-store.ts';
 import { createS3Client, S3Store } from '../../lib/store/s3-store.ts';
 import { type S3Emulator, startS3Emulator } from '../../testing/s3-server.ts';
 
@@ -391,7 +391,7 @@ describe('S3Store', () => {
     emulator.putObjectRaw(BUCKET, key, seedText());
     const documentEtag = emulator.getObject(BUCKET, key)?.etag;
     const store = storeFor(key);
-    const tokens: RescuedTokens = {
+    const tokens: KeptTokens = {
       access_token: ACCESS_TOKEN,
       refresh_token: REFRESH_TOKEN,
       user_id: 'AB1234',

@@ -8,7 +8,7 @@ import { ConfiguredRetryStrategy } from '@smithy/core/retry';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { ConfigError, ConflictError, NotFoundError, StoreError } from '../../lib/shared/errors.ts';
-import type { RescuedTokens } from '../../lib/store/config-store.ts';
+import type { KeptTokens } from '../../lib/store/config-store.ts';
 import { SecretsManagerStore } from '../../lib/store/secrets-manager-store.ts';
 import {
   type SecretsManagerEmulator,
@@ -347,7 +347,7 @@ describe('SecretsManagerStore', () => {
   });
 
   describe('rescue', () => {
-    const tokens: RescuedTokens = {
+    const tokens: KeptTokens = {
       access_token: 'rescuedAccessToken01',
       refresh_token: 'rescuedRefreshToken1',
       user_id: 'AB1234',
