@@ -13,7 +13,7 @@ import { scheduledTick } from '../lambda/scheduled-tick.ts';
 import { createConsoleLog } from '../shared/log.ts';
 import { maskToken } from '../shared/mask.ts';
 import { FileStore } from '../store/file-store.ts';
-import type { CliIo } from './cli.ts';
+import type { CliIo } from './io.ts';
 
 /** Runs the demo; true when the token was refreshed and Kite (the sandbox) accepts the new one. */
 export async function runDemo(io: CliIo): Promise<boolean> {
