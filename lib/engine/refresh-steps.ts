@@ -1,5 +1,5 @@
 // The phases of one refresh round, in the order refreshToken runs them. Each looks at one read of the document and
-// finishes the run, asks for a fresh read, or hands on; what outlives a round (owner, waits, first token) is in RefreshRun.
+// finishes the run, asks for a fresh read, or hands on; what outlives a round is in RefreshRun.
 import { unlink } from 'node:fs/promises';
 import { backoffDelay, sleep } from '../shared/backoff.ts';
 import { ConflictError, RefreshBusyError } from '../shared/errors.ts';
@@ -50,8 +50,10 @@ export type PhaseResult = RoundEnd | undefined;
 /** A lease wait stays near the expected time: about ±20 %, enough to keep waiters from reading in step. */
 const NEAR = [0.8, 1.2] as const;
 
+/** About `ms`, jittered: the sleep through another refresher's expected renewal. */
 export const near = (ms: number): number => backoffDelay(1, { baseMs: ms, maxMs: ms, jitter: NEAR });
 
+/** Reads the document and decides by the clock once; the caller's rejection or force goes on top of that. */
 export async function readDocument(run: RefreshRun, round: number): Promise<Reading> {
   const { config, version } = await run.deps.store.read();
   const expiresAt = expiryOf(config);
