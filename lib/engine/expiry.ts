@@ -1,6 +1,7 @@
 // When a Kite access token dies and when to renew it.
 // Kite flushes every session at 06:00 IST, so expiry is a clock time, not a duration after issue.
 import { ConfigError } from '../shared/errors.ts';
+import type { BrokerConfig } from './broker-config.ts';
 
 const IST_OFFSET_MS = (5 * 60 + 30) * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -114,6 +115,35 @@ function renewalOutlives(expiresAt: Date | undefined, now: Date): boolean {
   return expiresAt === undefined || nextExpiry(now).getTime() > expiresAt.getTime();
 }
 
+/** Why the stored token needs renewing by itself (no token, unknown expiry, expired, inside the window), if it does. */
+function clockReason(
+  accessToken: string,
+  expiresAt: Date | undefined,
+  remainingMs: number | undefined,
+  now: Date,
+  windowMs: number,
+): DueReason | undefined {
+  if (!accessToken) return 'no_token';
+  if (remainingMs === undefined) return 'unknown_expiry';
+  if (remainingMs <= 0) return 'expired';
+  if (remainingMs < windowMs && renewalOutlives(expiresAt, now)) return 'within_window';
+  return undefined;
+}
+
+/**
+ * A by-clock decision with what the caller knows on top: forcing wins over everything, a reported rejection over
+ * every clock reason but a missing token. The engine decides by clock once per read and derives this from it.
+ */
+export function withCallerReason(
+  byClock: DueDecision,
+  caller: { rejected?: boolean | undefined; force?: boolean | undefined },
+): DueDecision {
+  let reason = byClock.reason;
+  if (caller.force) reason = 'forced';
+  else if (caller.rejected && reason !== 'no_token') reason = 'rejected';
+  return { due: reason !== undefined, reason, remainingMs: byClock.remainingMs };
+}
+
 /**
  * A refresh is due when there is no token, the expiry is unknown, the token has expired, the token was reported
  * rejected, or the caller forces one; and when less than `windowMs` is left *and* a token renewed now would
@@ -131,18 +161,20 @@ export function refreshDue(input: {
 }): DueDecision {
   const windowMs = input.windowMs ?? DEFAULT_REFRESH_WINDOW_MS;
   const remainingMs = input.expiresAt ? input.expiresAt.getTime() - input.now.getTime() : undefined;
-  const reason: DueReason | undefined = input.force
-    ? 'forced'
-    : !input.accessToken
-      ? 'no_token'
-      : input.rejected
-        ? 'rejected'
-        : remainingMs === undefined
-          ? 'unknown_expiry'
-          : remainingMs <= 0
-            ? 'expired'
-            : remainingMs < windowMs && renewalOutlives(input.expiresAt, input.now)
-              ? 'within_window'
-              : undefined;
-  return { due: reason !== undefined, reason, remainingMs };
+  const reason = clockReason(input.accessToken, input.expiresAt, remainingMs, input.now, windowMs);
+  return withCallerReason({ due: reason !== undefined, reason, remainingMs }, input);
+}
+
+/** The stored token's expiry. A malformed value is a ConfigError naming the field: renewing on a guess is worse. */
+export function expiryOf(config: BrokerConfig): Date | undefined {
+  return parseStoredInstant(config.access_token_expires_at, 'access_token_expires_at');
+}
+
+/**
+ * When the stored token was issued (epoch ms); 0 when unknown or unreadable. Everything that compares issue times
+ * (kept tokens, both write paths, status) reads it here, so a bad value means the same everywhere.
+ */
+export function storedIssuedAt(config: BrokerConfig): number {
+  const at = config.refreshed_at ? Date.parse(config.refreshed_at) : 0;
+  return Number.isNaN(at) ? 0 : at;
 }

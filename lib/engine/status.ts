@@ -1,6 +1,6 @@
 // What `kite-token status` reports: the token's age, expiry and mode, never the token itself.
 import { type BrokerConfig, hasRefreshToken } from './broker-config.ts';
-import { DEFAULT_REFRESH_WINDOW_MS, formatIst, parseStoredInstant, refreshDue } from './expiry.ts';
+import { DEFAULT_REFRESH_WINDOW_MS, expiryOf, formatIst, refreshDue, storedIssuedAt } from './expiry.ts';
 
 export type LoginMode = 'auto-renew' | 'daily-login';
 
@@ -29,8 +29,10 @@ export function tokenStatus(
   now = new Date(),
   windowMs = DEFAULT_REFRESH_WINDOW_MS,
 ): TokenStatus {
-  const expiresAt = parseStoredInstant(config.access_token_expires_at, 'access_token_expires_at');
-  const refreshedAt = parseStoredInstant(config.refreshed_at, 'refreshed_at');
+  const expiresAt = expiryOf(config);
+  // The engine's reading: a refreshed_at it cannot read is "unknown", here as when it compares issue times.
+  const issuedAt = storedIssuedAt(config);
+  const refreshedAt = issuedAt > 0 ? new Date(issuedAt) : undefined;
   const due = refreshDue({ accessToken: config.api_secret, expiresAt, now, windowMs });
   const lease = config.refresh_lease;
   return {

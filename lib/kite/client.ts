@@ -1,10 +1,16 @@
 // Kite Connect session API client (token exchange, renewal, profile check, logout) on the platform fetch.
 // Tokens, checksums and the app secret go only into request bodies, query strings and headers: never into an error.
 import { createHash } from 'node:crypto';
-import * as z from 'zod/mini';
 import { apiRootFrom } from '../engine/broker-config.ts';
-import { KiteApiError, KiteNetworkError } from '../shared/errors.ts';
-import { maskToken } from '../shared/mask.ts';
+import {
+  interpretResponse,
+  type KiteProfile,
+  type KiteResponse,
+  type KiteSession,
+  networkError,
+  parseProfile,
+  parseSession,
+} from './response.ts';
 import {
   type AttemptContext,
   type RetryOptions,
@@ -15,24 +21,6 @@ import {
 
 /** Where a human logs in; the API root is separate (https://api.kite.trade). */
 export const KITE_LOGIN_ROOT = 'https://kite.zerodha.com';
-
-export interface KiteSession {
-  userId: string;
-  accessToken: string;
-  /** "" when Kite did not issue one (ordinary apps never get one). */
-  refreshToken: string;
-  publicToken?: string;
-  /** "YYYY-MM-DD HH:mm:ss" in IST, as Kite sends it. */
-  loginTime?: string;
-  apiKey?: string;
-  userName?: string;
-}
-
-export interface KiteProfile {
-  userId: string;
-  userName?: string;
-  email?: string;
-}
 
 export interface KiteCallInfo {
   /** e.g. "POST /session/refresh_token". Never carries a query string. */
@@ -82,34 +70,6 @@ export function loginUrl(
   return url.href;
 }
 
-const nullableString = z.optional(z.nullable(z.string()));
-
-// Loose: Kite adds fields over time, and the renew endpoint answers either the full session or just the tokens.
-const sessionSchema = z.looseObject({
-  user_id: nullableString,
-  access_token: z.string().check(z.minLength(1)),
-  refresh_token: nullableString,
-  public_token: nullableString,
-  login_time: nullableString,
-  api_key: nullableString,
-  user_name: nullableString,
-});
-
-const profileSchema = z.looseObject({
-  user_id: z.string().check(z.minLength(1)),
-  user_name: nullableString,
-  email: nullableString,
-});
-
-const envelopeSchema = z.looseObject({
-  status: z.optional(z.unknown()),
-  message: z.optional(z.unknown()),
-  error_type: z.optional(z.unknown()),
-  data: z.optional(z.unknown()),
-});
-
-type Envelope = z.infer<typeof envelopeSchema>;
-
 interface CallSpec<T> {
   method: 'GET' | 'POST' | 'DELETE';
   path: string;
@@ -119,40 +79,6 @@ interface CallSpec<T> {
   /** Values to scrub from anything that could end up in an error. */
   secrets: string[];
   parse: (data: unknown, endpoint: string, status: number) => T;
-}
-
-const MAX_MESSAGE_CHARS = 300;
-
-function scrub(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (secret.length >= 4) out = out.split(secret).join(maskToken(secret));
-  }
-  return out.length > MAX_MESSAGE_CHARS ? `${out.slice(0, MAX_MESSAGE_CHARS)}…` : out;
-}
-
-function describeInvalid(error: z.core.$ZodError, what: string, endpoint: string): string {
-  const fields = [...new Set(error.issues.map((issue) => issue.path.join('.') || '(body)'))].join(', ');
-  return `Kite's response to ${endpoint} is not a valid ${what}: missing or invalid ${fields}`;
-}
-
-function optional(value: string | null | undefined): string | undefined {
-  return value === null || value === undefined || value === '' ? undefined : value;
-}
-
-function isTimeout(error: unknown): boolean {
-  return error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
-}
-
-/** The system error code (ECONNREFUSED, ECONNRESET…) buried in fetch's "fetch failed" TypeError. */
-function networkCode(error: unknown): string | undefined {
-  let current: unknown = error;
-  for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
-    current = current.cause;
-  }
-  return undefined;
 }
 
 export class KiteClient {
@@ -192,7 +118,7 @@ export class KiteClient {
         checksum: checksum(this.apiKey, requestToken, this.#apiSecret),
       },
       secrets: [requestToken],
-      parse: (data, endpoint, status) => this.#parseSession(data, endpoint, status),
+      parse: parseSession,
     });
   }
 
@@ -207,7 +133,7 @@ export class KiteClient {
         checksum: checksum(this.apiKey, refreshToken, this.#apiSecret),
       },
       secrets: [refreshToken],
-      parse: (data, endpoint, status) => this.#parseSession(data, endpoint, status),
+      parse: parseSession,
     });
   }
 
@@ -219,21 +145,7 @@ export class KiteClient {
       params: {},
       accessToken,
       secrets: [accessToken],
-      parse: (data, endpoint, status) => {
-        const result = profileSchema.safeParse(data);
-        if (!result.success) {
-          throw new KiteApiError(describeInvalid(result.error, 'profile', endpoint), {
-            status,
-            errorType: 'DataException',
-          });
-        }
-        const profile: KiteProfile = { userId: result.data.user_id };
-        const userName = optional(result.data.user_name);
-        const email = optional(result.data.email);
-        if (userName !== undefined) profile.userName = userName;
-        if (email !== undefined) profile.email = email;
-        return profile;
-      },
+      parse: parseProfile,
     });
   }
 
@@ -257,31 +169,6 @@ export class KiteClient {
       secrets: [refreshToken],
       parse: (data) => data === true,
     });
-  }
-
-  #parseSession(data: unknown, endpoint: string, status: number): KiteSession {
-    const result = sessionSchema.safeParse(data);
-    if (!result.success) {
-      throw new KiteApiError(describeInvalid(result.error, 'session', endpoint), {
-        status,
-        errorType: 'DataException',
-      });
-    }
-    const d = result.data;
-    const session: KiteSession = {
-      userId: d.user_id ?? '',
-      accessToken: d.access_token,
-      refreshToken: d.refresh_token ?? '',
-    };
-    const publicToken = optional(d.public_token);
-    const loginTime = optional(d.login_time);
-    const apiKey = optional(d.api_key);
-    const userName = optional(d.user_name);
-    if (publicToken !== undefined) session.publicToken = publicToken;
-    if (loginTime !== undefined) session.loginTime = loginTime;
-    if (apiKey !== undefined) session.apiKey = apiKey;
-    if (userName !== undefined) session.userName = userName;
-    return session;
   }
 
   #call<T>(spec: CallSpec<T>): Promise<T> {
@@ -328,11 +215,9 @@ export class KiteClient {
       }
     };
 
-    let status: number;
-    let contentType: string;
-    let text: string;
+    let response: KiteResponse;
     try {
-      const response = await this.#fetch(url, {
+      const answer = await this.#fetch(url, {
         method: spec.method,
         headers,
         body,
@@ -340,90 +225,20 @@ export class KiteClient {
         redirect: 'manual',
         signal: AbortSignal.timeout(context.timeoutMs),
       });
-      status = response.status;
-      contentType = response.headers.get('content-type') ?? '';
-      text = await response.text();
+      response = {
+        status: answer.status,
+        contentType: answer.headers.get('content-type') ?? '',
+        text: await answer.text(),
+      };
     } catch (error: unknown) {
       report('network');
-      throw this.#networkError(error, endpoint, context.timeoutMs, secrets);
+      throw networkError(error, endpoint, context.timeoutMs, secrets);
     }
-    report(status);
-    return this.#interpret(spec, endpoint, status, contentType, text, secrets, context.previousError);
-  }
-
-  #networkError(error: unknown, endpoint: string, timeoutMs: number, secrets: string[]): KiteNetworkError {
-    if (isTimeout(error)) {
-      return new KiteNetworkError(`Kite ${endpoint} did not answer within ${timeoutMs} ms`, {
-        timedOut: true,
-      });
-    }
-    const code = networkCode(error);
-    const detail =
-      error instanceof Error
-        ? scrub(error.cause instanceof Error ? error.cause.message : error.message, secrets)
-        : '';
-    // A fresh cause with scrubbed text: the original may quote the URL, whose query string can hold a token.
-    const cause = new Error(detail || 'network failure');
-    if (code) Object.assign(cause, { code });
-    const reason = [code, detail].filter(Boolean).join(': ');
-    return new KiteNetworkError(`Kite ${endpoint}: network failure${reason ? ` (${reason})` : ''}`, {
-      timedOut: false,
-      cause,
-    });
-  }
-
-  #interpret<T>(
-    spec: CallSpec<T>,
-    endpoint: string,
-    status: number,
-    contentType: string,
-    text: string,
-    secrets: string[],
-    previousError: unknown,
-  ): T {
-    let envelope: Envelope | undefined;
-    if (/json/i.test(contentType) || /^\s*[{[]/.test(text)) {
-      try {
-        const parsed = envelopeSchema.safeParse(JSON.parse(text));
-        if (parsed.success) envelope = parsed.data;
-      } catch {
-        envelope = undefined;
-      }
-    }
-    const ok = status >= 200 && status < 300;
-    const kiteError =
-      envelope !== undefined && (envelope.status === 'error' || typeof envelope.error_type === 'string');
-    // An earlier attempt whose fate is unknown (timeout, 5xx) may have used up a one-time token; keep it as the cause.
-    const cause = previousError === undefined ? undefined : { cause: previousError };
-
-    if (kiteError && envelope) {
-      const errorType =
-        typeof envelope.error_type === 'string' && envelope.error_type
-          ? envelope.error_type
-          : 'GeneralException';
-      const message =
-        typeof envelope.message === 'string' && envelope.message
-          ? scrub(envelope.message, secrets)
-          : `Kite ${endpoint} failed with HTTP ${status}`;
-      throw new KiteApiError(message, { status, errorType, ...cause });
-    }
-    if (!ok) {
-      const errorType = status === 429 || status >= 500 ? 'NetworkException' : 'GeneralException';
-      const kind = envelope
-        ? 'a body without an error_type'
-        : `a non-JSON body${contentType ? ` (${contentType.split(';')[0]})` : ''}`;
-      throw new KiteApiError(`Kite ${endpoint} failed with HTTP ${status} and ${kind}`, {
-        status,
-        errorType,
-        ...cause,
-      });
-    }
-    if (envelope === undefined || envelope.status !== 'success' || !('data' in envelope)) {
-      throw new KiteApiError(`Kite's response to ${endpoint} is not a Kite JSON success body`, {
-        status,
-        errorType: 'DataException',
-      });
-    }
-    return spec.parse(envelope.data, endpoint, status);
+    report(response.status);
+    return interpretResponse(
+      response,
+      { endpoint, secrets, previousError: context.previousError },
+      spec.parse,
+    );
   }
 }

@@ -1,5 +1,6 @@
 // Retry policy for Kite calls: exponential backoff with full jitter, bounded by an attempt count and a total
 // time budget, so a refresh that Kite keeps failing ends well before a Lambda timeout instead of at it.
+import { backoffDelay, FULL_JITTER, sleep } from '../shared/backoff.ts';
 import { KiteApiError, KiteNetworkError } from '../shared/errors.ts';
 
 export interface RetryOptions {
@@ -39,12 +40,15 @@ export function resolveRetryPolicy(options: RetryOptions = {}): RetryPolicy {
 }
 
 /**
- * Full jitter: a uniform delay in [0, min(maxDelay, base * 2^(retry-1))). Spreading retries over the whole window
- * keeps several refreshers that failed together from hitting Kite's 10 req/s limit together again.
+ * The pause before retry `retry`: full jitter, uniform in [0, min(maxDelay, base * 2^(retry-1))). Spreading retries
+ * over the whole window keeps several refreshers that failed together from hitting Kite's 10 req/s limit together.
  */
-export function backoffDelay(retry: number, policy: RetryPolicy, random: () => number = Math.random): number {
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, retry - 1));
-  return Math.floor(random() * ceiling);
+export function retryDelay(retry: number, policy: RetryPolicy, random: () => number = Math.random): number {
+  return backoffDelay(
+    retry,
+    { baseMs: policy.baseDelayMs, maxMs: policy.maxDelayMs, jitter: FULL_JITTER },
+    random,
+  );
 }
 
 /** Only rate limiting, server-side failures and transport failures can succeed on a second try. */
@@ -71,8 +75,6 @@ export interface RetryRuntime {
   random?: () => number;
 }
 
-const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 /**
  * Runs `attempt` until it succeeds, throws something not worth retrying, runs out of attempts, or the next try
  * could not start inside the budget. Always rethrows the last error unchanged, so callers see Kite's answer.
@@ -83,7 +85,7 @@ export async function withRetry<T>(
   runtime: RetryRuntime,
 ): Promise<T> {
   const now = runtime.now ?? Date.now;
-  const sleep = runtime.sleep ?? defaultSleep;
+  const pause = runtime.sleep ?? sleep;
   const deadline = now() + policy.totalBudgetMs;
   let previousError: unknown;
   for (let n = 1; ; n++) {
@@ -97,11 +99,11 @@ export async function withRetry<T>(
       });
     } catch (error: unknown) {
       if (!isRetryable(error) || n >= policy.maxAttempts) throw error;
-      const delay = backoffDelay(n, policy, runtime.random);
+      const delay = retryDelay(n, policy, runtime.random);
       // Sleeping past the deadline would only postpone the same failure.
       if (now() + delay >= deadline) throw error;
       previousError = error;
-      await sleep(delay);
+      await pause(delay);
     }
   }
 }

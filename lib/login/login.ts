@@ -2,10 +2,9 @@
 // callback checks it, exchanges the request token once, enforces the pinned account and stores the tokens with CAS.
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { apiRootFrom, type BrokerConfig, KITE_API_ROOT } from '../engine/broker-config.ts';
-import { formatIst, istDate } from '../engine/expiry.ts';
+import { formatIst, istDate, storedIssuedAt } from '../engine/expiry.ts';
+import { clearKeptTokens } from '../engine/kept-tokens.ts';
 import {
-  clearKeptTokens,
-  storedIssuedAt,
   TokensNotWrittenError,
   tokensFromSession,
   type WriteRetry,

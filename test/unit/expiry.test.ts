@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import {
+  expiryOf,
   formatIst,
   formatKiteLoginTime,
   istTimeOn,
@@ -7,8 +9,11 @@ import {
   parseKiteLoginTime,
   parseStoredInstant,
   refreshDue,
+  storedIssuedAt,
   toIsoIst,
+  withCallerReason,
 } from '../../lib/engine/expiry.ts';
+import { ConfigError } from '../../lib/shared/errors.ts';
 
 const ist = (s: string) => new Date(`${s}+05:30`);
 
@@ -148,5 +153,82 @@ describe('refreshDue', () => {
       }
     }
     expect(renewedAt).toEqual(['2025-11-08T06:01:00+05:30', '2025-11-09T06:01:00+05:30']);
+  });
+});
+
+describe('withCallerReason', () => {
+  const expiresAt = ist('2025-11-08T06:00:00');
+  const byClockAt = (accessToken: string, now: string) =>
+    refreshDue({ accessToken, expiresAt, now: ist(now) });
+
+  it('forcing wins over every reason the clock gives, even a missing token', () => {
+    expect(withCallerReason(byClockAt('', '2025-11-07T12:00:00'), { force: true }).reason).toBe('forced');
+    expect(withCallerReason(byClockAt('tok', '2025-11-08T07:00:00'), { force: true }).reason).toBe('forced');
+  });
+
+  it('a reported rejection wins over the clock, but a missing token stays no_token', () => {
+    expect(withCallerReason(byClockAt('tok', '2025-11-07T12:00:00'), { rejected: true })).toMatchObject({
+      due: true,
+      reason: 'rejected',
+    });
+    expect(withCallerReason(byClockAt('tok', '2025-11-08T07:00:00'), { rejected: true }).reason).toBe(
+      'rejected',
+    );
+    expect(withCallerReason(byClockAt('', '2025-11-07T12:00:00'), { rejected: true }).reason).toBe(
+      'no_token',
+    );
+  });
+
+  it('keeps the clock decision and the time left when the caller adds nothing', () => {
+    const byClock = byClockAt('tok', '2025-11-07T12:00:00');
+    expect(withCallerReason(byClock, {})).toEqual(byClock);
+    expect(withCallerReason(byClock, { rejected: false, force: false })).toEqual(byClock);
+  });
+
+  it('gives what refreshDue gives with the same rejected and forced flags', () => {
+    for (const accessToken of ['', 'tok']) {
+      for (const now of ['2025-11-07T12:00:00', '2025-11-08T05:00:00', '2025-11-08T06:00:00']) {
+        for (const rejected of [false, true]) {
+          for (const force of [false, true]) {
+            const input = { accessToken, expiresAt, now: ist(now) };
+            expect(withCallerReason(refreshDue(input), { rejected, force })).toEqual(
+              refreshDue({ ...input, rejected, force }),
+            );
+          }
+        }
+      }
+    }
+  });
+});
+
+describe('stored times', () => {
+  const config = (fields: Partial<BrokerConfig>): BrokerConfig => ({
+    type: 'kite',
+    api_key: 'key',
+    api_secret: 'tok',
+    ...fields,
+  });
+
+  it('reads refreshed_at as the epoch milliseconds it names', () => {
+    expect(storedIssuedAt(config({ refreshed_at: '2025-11-07T09:15:00+05:30' }))).toBe(
+      ist('2025-11-07T09:15:00').getTime(),
+    );
+  });
+
+  it('treats a missing, empty or unreadable refreshed_at as unknown (0)', () => {
+    expect(storedIssuedAt(config({}))).toBe(0);
+    expect(storedIssuedAt(config({ refreshed_at: '' }))).toBe(0);
+    expect(storedIssuedAt(config({ refreshed_at: 'yesterday' }))).toBe(0);
+  });
+
+  it('reads the expiry, and names the field when it is malformed', () => {
+    expect(expiryOf(config({ access_token_expires_at: '2025-11-08T06:00:00+05:30' }))?.getTime()).toBe(
+      ist('2025-11-08T06:00:00').getTime(),
+    );
+    expect(expiryOf(config({}))).toBeUndefined();
+    expect(() => expiryOf(config({ access_token_expires_at: 'tomorrow' }))).toThrow(ConfigError);
+    expect(() => expiryOf(config({ access_token_expires_at: 'tomorrow' }))).toThrow(
+      /access_token_expires_at/,
+    );
   });
 });

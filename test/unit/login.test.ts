@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { toIsoIst } from '../../lib/engine/expiry.ts';
-import { localRescuePath } from '../../lib/engine/token-write.ts';
+import { localRescuePath } from '../../lib/engine/kept-tokens.ts';
 import {
   buildLoginLink,
   completeLogin,

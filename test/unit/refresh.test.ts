@@ -2,9 +2,9 @@ import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
+import { localRescuePath } from '../../lib/engine/kept-tokens.ts';
 import { type RefreshDeps, refreshToken } from '../../lib/engine/refresh-engine.ts';
 import { createRefresher } from '../../lib/engine/refresher.ts';
-import { localRescuePath } from '../../lib/engine/token-write.ts';
 import {
   ConflictError,
   KiteApiError,

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
+import { tokenStatus } from '../../lib/engine/status.ts';
+
+const ist = (s: string) => new Date(`${s}+05:30`);
+
+const config = (fields: Partial<BrokerConfig>): BrokerConfig => ({
+  type: 'kite',
+  api_key: 'key',
+  api_secret: 'tok',
+  access_token_expires_at: '2025-11-08T06:00:00+05:30',
+  ...fields,
+});
+
+describe('tokenStatus', () => {
+  it('reports the age of the token from refreshed_at', () => {
+    const status = tokenStatus(
+      config({ refreshed_at: '2025-11-07T09:00:00+05:30' }),
+      'file:///tmp/broker-config.json',
+      ist('2025-11-07T10:30:00'),
+    );
+    expect(status).toMatchObject({
+      refreshedAt: '2025-11-07 09:00:00 IST',
+      ageMinutes: 90,
+      refreshDue: false,
+    });
+  });
+
+  it('reports an unreadable refreshed_at as unknown, as the refresh engine reads it', () => {
+    const status = tokenStatus(
+      config({ refreshed_at: 'not a time' }),
+      'file:///tmp/broker-config.json',
+      ist('2025-11-07T10:30:00'),
+    );
+    expect(status).toMatchObject({ refreshedAt: undefined, ageMinutes: undefined });
+  });
+});
