@@ -6,13 +6,9 @@ import { formatIst } from '../engine/expiry.ts';
 import { createRefresher } from '../engine/refresher.ts';
 import { formatStatus, tokenStatus } from '../engine/status.ts';
 import { loadAppSecret } from '../lambda/app-secret.ts';
-import {
-  buildLoginLink,
-  exchangeRequestToken,
-  LoginError,
-  loginRootFor,
-  loginSummary,
-} from '../login/login.ts';
+import { exchangeRequestToken } from '../login/exchange.ts';
+import { buildLoginLink, loginRootFor } from '../login/link.ts';
+import { LoginError, loginSummary } from '../login/outcome.ts';
 import { classifyError, type ErrorKind, InputError, NotFoundError } from '../shared/errors.ts';
 import { createConsoleLog } from '../shared/log.ts';
 import { openStore } from '../store/open-store.ts';
