@@ -7,7 +7,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BrokerConfig, parseConfig, serializeConfig } from '../engine/broker-config.ts';
 import { ConflictError, NotFoundError, StoreError } from '../shared/errors.ts';
-import { type ConfigStore, isKeptTokens, type KeptTokens, type StoredConfig } from './config-store.ts';
+import { type ConfigStore, type KeptTokens, parseKeptTokens, type StoredConfig } from './config-store.ts';
 
 const LOCK_STALE_MS = 10_000;
 const LOCK_WAIT_MS = 3_000;
@@ -86,17 +86,7 @@ export class FileStore implements ConfigStore {
   async loadRescue(): Promise<KeptTokens | null> {
     const bytes = await this.#readBytes(this.rescuePath);
     if (bytes === undefined) return null;
-    let value: unknown;
-    try {
-      value = JSON.parse(bytes.toString('utf8'));
-    } catch {
-      // The parser's message quotes the text, which holds tokens: keep none of it.
-      throw new StoreError(`${this.rescuePath} is not valid JSON`, { retryable: false });
-    }
-    if (!isKeptTokens(value)) {
-      throw new StoreError(`${this.rescuePath} does not hold rescued tokens`, { retryable: false });
-    }
-    return value;
+    return parseKeptTokens(bytes.toString('utf8'), this.rescuePath);
   }
 
   async clearRescue(): Promise<void> {
