@@ -7,7 +7,7 @@ import type { Context } from 'aws-lambda';
 import { loadAppSecret } from '../lib/lambda/app-secret.ts';
 import { deadlineOf, lambdaContext, log, logger, metrics } from '../lib/lambda/context.ts';
 import { answerOnDemand, type OnDemandResponse, parseOnDemandPayload } from '../lib/lambda/on-demand.ts';
-import { buildLoginLink, loginRootFor } from '../lib/login/login.ts';
+import { buildLoginLink, loginRootFor } from '../lib/login/link.ts';
 import { InputError } from '../lib/shared/errors.ts';
 
 export async function onDemandRefresh(

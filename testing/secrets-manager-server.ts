@@ -253,6 +253,55 @@ function versionOut(version: Version): Json {
   };
 }
 
+/** Moves a label to `target`. The caller must name where the label is now: that makes the move a compare-and-swap. */
+function moveStage(secret: Secret, stage: string, target: Version, removeFrom: string | undefined): void {
+  const holder = holderOf(secret, stage);
+  if (holder && holder !== target) {
+    if (removeFrom === undefined) {
+      throw new AwsError(
+        'InvalidParameterException',
+        `The parameter RemoveFromVersionId can't be empty. Staging label ${stage} is currently attached to version ${holder.id}, so you must explicitly reference that version in RemoveFromVersionId.`,
+      );
+    }
+    if (removeFrom !== holder.id) {
+      throw new AwsError(
+        'InvalidParameterException',
+        `The staging label ${stage} is currently attached to version ${holder.id}, not to version ${removeFrom} named in RemoveFromVersionId.`,
+      );
+    }
+  } else if (!holder && removeFrom !== undefined) {
+    throw new AwsError(
+      'InvalidParameterException',
+      `The staging label ${stage} is not attached to version ${removeFrom}.`,
+    );
+  }
+  withinLabelQuota(secret, () => attachStage(secret, stage, target));
+}
+
+/** Takes a label off the version named; AWSCURRENT can only be moved, never removed. */
+function removeStage(secret: Secret, stage: string, removeFrom: string | undefined): void {
+  if (removeFrom === undefined) {
+    throw new AwsError(
+      'InvalidParameterException',
+      'You must specify MoveToVersionId, RemoveFromVersionId, or both.',
+    );
+  }
+  const holder = holderOf(secret, stage);
+  if (holder?.id !== removeFrom) {
+    throw new AwsError(
+      'InvalidParameterException',
+      `The staging label ${stage} is not attached to version ${removeFrom}.`,
+    );
+  }
+  if (stage === CURRENT) {
+    throw new AwsError(
+      'InvalidParameterException',
+      `You can't remove the staging label ${CURRENT} without moving it to another version with MoveToVersionId.`,
+    );
+  }
+  holder.stages.delete(stage);
+}
+
 class SecretsManagerState {
   readonly region: string;
   readonly secrets = new Map<string, Secret>();
@@ -416,51 +465,8 @@ class SecretsManagerState {
         );
       }
     }
-    const holder = holderOf(secret, stage);
-    if (moveTo !== undefined) {
-      const target = secret.versions.get(moveTo) as Version;
-      if (holder && holder !== target) {
-        // The guard that makes the label a compare-and-swap: the caller must name where the label is now.
-        if (removeFrom === undefined) {
-          throw new AwsError(
-            'InvalidParameterException',
-            `The parameter RemoveFromVersionId can't be empty. Staging label ${stage} is currently attached to version ${holder.id}, so you must explicitly reference that version in RemoveFromVersionId.`,
-          );
-        }
-        if (removeFrom !== holder.id) {
-          throw new AwsError(
-            'InvalidParameterException',
-            `The staging label ${stage} is currently attached to version ${holder.id}, not to version ${removeFrom} named in RemoveFromVersionId.`,
-          );
-        }
-      } else if (!holder && removeFrom !== undefined) {
-        throw new AwsError(
-          'InvalidParameterException',
-          `The staging label ${stage} is not attached to version ${removeFrom}.`,
-        );
-      }
-      withinLabelQuota(secret, () => attachStage(secret, stage, target));
-    } else {
-      if (removeFrom === undefined) {
-        throw new AwsError(
-          'InvalidParameterException',
-          'You must specify MoveToVersionId, RemoveFromVersionId, or both.',
-        );
-      }
-      if (holder?.id !== removeFrom) {
-        throw new AwsError(
-          'InvalidParameterException',
-          `The staging label ${stage} is not attached to version ${removeFrom}.`,
-        );
-      }
-      if (stage === CURRENT) {
-        throw new AwsError(
-          'InvalidParameterException',
-          `You can't remove the staging label ${CURRENT} without moving it to another version with MoveToVersionId.`,
-        );
-      }
-      holder.stages.delete(stage);
-    }
+    if (moveTo !== undefined) moveStage(secret, stage, secret.versions.get(moveTo) as Version, removeFrom);
+    else removeStage(secret, stage, removeFrom);
     secret.changed = new Date();
     return { ARN: secret.arn, Name: secret.name };
   }
@@ -575,73 +581,99 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+function operationOf(req: IncomingMessage): string {
+  const target = req.headers['x-amz-target'];
+  return typeof target === 'string' && target.startsWith('secretsmanager.')
+    ? target.slice('secretsmanager.'.length)
+    : '(unknown)';
+}
+
+function parseJsonBody(body: Buffer): Json {
+  let parsed: unknown;
+  try {
+    parsed = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new AwsError('SerializationException', 'Start of structure or map found where not expected.');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new AwsError('SerializationException', 'Start of structure or map found where not expected.');
+  }
+  return parsed as Json;
+}
+
+async function failWith(fault: FaultSpec): Promise<never> {
+  if (fault.delayMs) await sleep(fault.delayMs);
+  throw new AwsError(fault.type, fault.message ?? `Injected ${fault.type}`, fault.status);
+}
+
+interface EmulatorState {
+  secrets: SecretsManagerState;
+  requests: RequestRecord[];
+  faults: FaultSpec[];
+  latencyMs: number;
+}
+
+function takeFault(state: EmulatorState, operation: string): FaultSpec | undefined {
+  const fault = state.faults.find(
+    (f) => f.times > 0 && (f.operation === undefined || f.operation === operation),
+  );
+  if (fault) fault.times -= 1;
+  state.faults = state.faults.filter((f) => f.times > 0);
+  return fault;
+}
+
+/** Runs one request. A fault fails it before the operation applies, or after when `afterApply` is set. */
+async function answerTo(
+  state: EmulatorState,
+  req: IncomingMessage,
+  operation: string,
+): Promise<{ status: number; payload: Json }> {
+  try {
+    const body = await readBody(req);
+    if (req.method !== 'POST' || req.url !== '/' || operation === '(unknown)') {
+      throw new AwsError('UnknownOperationException', 'The requested operation is not recognized.');
+    }
+    if (!req.headers.authorization) {
+      throw new AwsError('MissingAuthenticationTokenException', 'Request is missing Authentication Token');
+    }
+    const fault = takeFault(state, operation);
+    if (fault && !fault.afterApply) await failWith(fault);
+    const payload = state.secrets.dispatch(operation, parseJsonBody(body));
+    if (fault) await failWith(fault);
+    return { status: 200, payload };
+  } catch (e: unknown) {
+    const error = e instanceof AwsError ? e : new AwsError('InternalServiceError', 'An error occurred.', 500);
+    return { status: error.status, payload: { __type: error.type, message: error.message } };
+  }
+}
+
+async function handle(state: EmulatorState, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const operation = operationOf(req);
+  const { status, payload } = await answerTo(state, req, operation);
+  if (state.latencyMs > 0) await sleep(state.latencyMs);
+  const text = JSON.stringify(payload);
+  state.requests.push({ operation, status });
+  res.writeHead(status, {
+    'Content-Type': 'application/x-amz-json-1.1',
+    'Content-Length': Buffer.byteLength(text),
+    'x-amzn-RequestId': randomUUID(),
+  });
+  res.end(text);
+}
+
 export async function startSecretsManagerEmulator(
   options: { port?: number; region?: string } = {},
 ): Promise<SecretsManagerEmulator> {
-  const state = new SecretsManagerState(options.region ?? 'ap-south-1');
-  const requests: RequestRecord[] = [];
-  let faults: FaultSpec[] = [];
-  let latencyMs = 0;
-
-  function takeFault(operation: string): FaultSpec | undefined {
-    const fault = faults.find((f) => f.times > 0 && (f.operation === undefined || f.operation === operation));
-    if (fault) fault.times -= 1;
-    faults = faults.filter((f) => f.times > 0);
-    return fault;
-  }
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const target = req.headers['x-amz-target'];
-    const operation =
-      typeof target === 'string' && target.startsWith('secretsmanager.')
-        ? target.slice('secretsmanager.'.length)
-        : '(unknown)';
-    let status = 200;
-    let payload: Json;
-    try {
-      const body = await readBody(req);
-      if (req.method !== 'POST' || req.url !== '/' || operation === '(unknown)') {
-        throw new AwsError('UnknownOperationException', 'The requested operation is not recognized.');
-      }
-      if (!req.headers.authorization) {
-        throw new AwsError('MissingAuthenticationTokenException', 'Request is missing Authentication Token');
-      }
-      const fault = takeFault(operation);
-      const failWith = async (f: FaultSpec): Promise<never> => {
-        if (f.delayMs) await sleep(f.delayMs);
-        throw new AwsError(f.type, f.message ?? `Injected ${f.type}`, f.status);
-      };
-      if (fault && !fault.afterApply) await failWith(fault);
-      let parsed: unknown;
-      try {
-        parsed = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
-      } catch {
-        throw new AwsError('SerializationException', 'Start of structure or map found where not expected.');
-      }
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-        throw new AwsError('SerializationException', 'Start of structure or map found where not expected.');
-      }
-      payload = state.dispatch(operation, parsed as Json);
-      if (fault) await failWith(fault);
-    } catch (e: unknown) {
-      const error =
-        e instanceof AwsError ? e : new AwsError('InternalServiceError', 'An error occurred.', 500);
-      status = error.status;
-      payload = { __type: error.type, message: error.message };
-    }
-    if (latencyMs > 0) await sleep(latencyMs);
-    const text = JSON.stringify(payload);
-    requests.push({ operation, status });
-    res.writeHead(status, {
-      'Content-Type': 'application/x-amz-json-1.1',
-      'Content-Length': Buffer.byteLength(text),
-      'x-amzn-RequestId': randomUUID(),
-    });
-    res.end(text);
-  }
+  const emulator: EmulatorState = {
+    secrets: new SecretsManagerState(options.region ?? 'ap-south-1'),
+    requests: [],
+    faults: [],
+    latencyMs: 0,
+  };
+  const { secrets: state, requests } = emulator;
 
   const server = createServer((req, res) => {
-    handle(req, res).catch(() => {
+    handle(emulator, req, res).catch(() => {
       if (!res.headersSent) res.writeHead(500);
       res.end();
     });
@@ -687,18 +719,18 @@ export async function startSecretsManagerEmulator(
       return out;
     },
     injectFault(fault) {
-      faults.push({ ...fault });
+      emulator.faults.push({ ...fault });
     },
     clearFaults() {
-      faults = [];
+      emulator.faults = [];
     },
     setLatency(ms) {
-      latencyMs = ms;
+      emulator.latencyMs = ms;
     },
     reset() {
       state.secrets.clear();
-      faults = [];
-      latencyMs = 0;
+      emulator.faults = [];
+      emulator.latencyMs = 0;
       requests.length = 0;
     },
     close() {

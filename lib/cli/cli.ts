@@ -1,7 +1,7 @@
 // The kite-token command: refresh, status, the daily login (login-url, exchange) and the local demo, as a function
 // the bin script and tests call. Exit 0 on success; otherwise non-zero with a one-line reason on stderr.
 import { parseArgs } from 'node:util';
-import { LoginError } from '../login/login.ts';
+import { LoginError } from '../login/outcome.ts';
 import { classifyError, type ErrorKind, InputError, NotFoundError } from '../shared/errors.ts';
 import { COMMANDS } from './commands.ts';
 import { EXIT } from './exit.ts';

@@ -3,7 +3,7 @@
 import { type BrokerConfig, hasRefreshToken } from '../engine/broker-config.ts';
 import { formatIst, istDate, istTimeOn, toIsoIst } from '../engine/expiry.ts';
 import { ConfigError } from '../shared/errors.ts';
-import { buildLoginLink, loginRootFor } from './login.ts';
+import { buildLoginLink, loginRootFor } from './link.ts';
 
 export const DEFAULT_FIRST_REMINDER_IST = '08:00';
 export const DEFAULT_FOLLOW_UP_IST = '09:00';

@@ -1,5 +1,6 @@
 // The one interface every place broker-config.json can live in implements. The refresh engine knows only this.
 import type { BrokerConfig } from '../engine/broker-config.ts';
+import { StoreError } from '../shared/errors.ts';
 
 export interface StoredConfig {
   config: BrokerConfig;
@@ -30,6 +31,20 @@ export function isKeptTokens(value: unknown): value is KeptTokens {
     optionalString(v.refresh_token) &&
     optionalString(v.user_id)
   );
+}
+
+/** Rescued tokens as a store holds them (JSON text); `source` names where, for the error. Throws StoreError. */
+export function parseKeptTokens(text: string, source: string): KeptTokens {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    // The parser's message quotes the text, which holds tokens: keep none of it.
+    throw new StoreError(`${source} is not valid JSON`, { retryable: false });
+  }
+  if (!isKeptTokens(value))
+    throw new StoreError(`${source} does not hold rescued tokens`, { retryable: false });
+  return value;
 }
 
 export interface ConfigStore {

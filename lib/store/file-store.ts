@@ -4,19 +4,23 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { type BrokerConfig, parseConfig, serializeConfig } from '../engine/broker-config.ts';
+import { backoffDelay, EQUAL_JITTER, sleep } from '../shared/backoff.ts';
 import { ConflictError, NotFoundError, StoreError } from '../shared/errors.ts';
-import { type ConfigStore, isKeptTokens, type KeptTokens, type StoredConfig } from './config-store.ts';
+import { type ConfigStore, type KeptTokens, parseKeptTokens, type StoredConfig } from './config-store.ts';
 
 const LOCK_STALE_MS = 10_000;
 const LOCK_WAIT_MS = 3_000;
+/** Pauses between tries for a held lock: about 5–10 ms at first, growing to 25–50 ms. */
+const LOCK_BACKOFF = { baseMs: 10, maxMs: 50, jitter: EQUAL_JITTER } as const;
 const TEMP_STALE_MS = 60_000;
 
 export interface FileStoreOptions {
   path: string;
   /** Test hook: runs after the temp file is written and synced, before it replaces the document. */
   beforeRename?: () => void | Promise<void>;
+  /** How long a write waits for another writer's lock. Default 3 s. */
+  lockWaitMs?: number;
 }
 
 function versionOf(bytes: Buffer): string {
@@ -29,7 +33,14 @@ function errnoCode(e: unknown): string | undefined {
     : undefined;
 }
 
-/** A lock whose writer process is gone (killed mid-write) can be taken at once. */
+/** A lock older than any write takes, or whose writer process is gone (killed mid-write), may be removed. */
+async function lockIsStale(lockPath: string): Promise<boolean> {
+  const info = await stat(lockPath).catch(() => undefined);
+  return (
+    (info !== undefined && Date.now() - info.mtimeMs > LOCK_STALE_MS) || (await lockHolderIsDead(lockPath))
+  );
+}
+
 async function lockHolderIsDead(lockPath: string): Promise<boolean> {
   const pid = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
   if (!Number.isInteger(pid) || pid <= 0) return false;
@@ -45,11 +56,13 @@ export class FileStore implements ConfigStore {
   readonly location: string;
   readonly path: string;
   readonly #beforeRename: FileStoreOptions['beforeRename'];
+  readonly #lockWaitMs: number;
 
   constructor(options: FileStoreOptions) {
     this.path = resolve(options.path);
     this.location = this.path;
     this.#beforeRename = options.beforeRename;
+    this.#lockWaitMs = options.lockWaitMs ?? LOCK_WAIT_MS;
   }
 
   get rescuePath(): string {
@@ -86,17 +99,7 @@ export class FileStore implements ConfigStore {
   async loadRescue(): Promise<KeptTokens | null> {
     const bytes = await this.#readBytes(this.rescuePath);
     if (bytes === undefined) return null;
-    let value: unknown;
-    try {
-      value = JSON.parse(bytes.toString('utf8'));
-    } catch {
-      // The parser's message quotes the text, which holds tokens: keep none of it.
-      throw new StoreError(`${this.rescuePath} is not valid JSON`, { retryable: false });
-    }
-    if (!isKeptTokens(value)) {
-      throw new StoreError(`${this.rescuePath} does not hold rescued tokens`, { retryable: false });
-    }
-    return value;
+    return parseKeptTokens(bytes.toString('utf8'), this.rescuePath);
   }
 
   async clearRescue(): Promise<void> {
@@ -162,35 +165,43 @@ export class FileStore implements ConfigStore {
   /** A lock file (O_EXCL) makes compare-then-rename one step across processes. A dead holder's lock goes stale. */
   async #withLock<T>(fn: () => Promise<T>): Promise<T> {
     const lockPath = `${this.path}.lock`;
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    for (;;) {
-      try {
-        const handle = await open(lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-        await handle.writeFile(`${process.pid}\n`);
-        await handle.close();
-        break;
-      } catch (e: unknown) {
-        if (errnoCode(e) !== 'EEXIST') {
-          throw new StoreError(`cannot lock ${this.path}: ${errnoCode(e) ?? 'I/O error'}`, {
-            retryable: false,
-            cause: e,
-          });
-        }
-        const info = await stat(lockPath).catch(() => undefined);
-        if ((info && Date.now() - info.mtimeMs > LOCK_STALE_MS) || (await lockHolderIsDead(lockPath))) {
-          await unlink(lockPath).catch(() => {});
-          continue;
-        }
-        if (Date.now() > deadline) {
-          throw new StoreError(`${this.path} is locked by another writer`, { retryable: true });
-        }
-        await sleep(5 + Math.random() * 20);
-      }
-    }
+    await this.#acquireLock(lockPath);
     try {
       return await fn();
     } finally {
       await unlink(lockPath).catch(() => {});
+    }
+  }
+
+  /**
+   * Waits for the lock until the deadline, pausing with backoff between tries. A stale lock is removed and the lock
+   * tried again after the same pause, so a stale lock that cannot be removed does not spin past the deadline.
+   */
+  async #acquireLock(lockPath: string): Promise<void> {
+    const deadline = Date.now() + this.#lockWaitMs;
+    for (let attempt = 1; ; attempt++) {
+      if (await this.#tryLock(lockPath)) return;
+      if (await lockIsStale(lockPath)) await unlink(lockPath).catch(() => {});
+      if (Date.now() > deadline) {
+        throw new StoreError(`${this.path} is locked by another writer`, { retryable: true });
+      }
+      await sleep(backoffDelay(attempt, LOCK_BACKOFF));
+    }
+  }
+
+  /** True when this process now holds the lock; false when someone else does. */
+  async #tryLock(lockPath: string): Promise<boolean> {
+    try {
+      const handle = await open(lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      await handle.writeFile(`${process.pid}\n`);
+      await handle.close();
+      return true;
+    } catch (e: unknown) {
+      if (errnoCode(e) === 'EEXIST') return false;
+      throw new StoreError(`cannot lock ${this.path}: ${errnoCode(e) ?? 'I/O error'}`, {
+        retryable: false,
+        cause: e,
+      });
     }
   }
 }

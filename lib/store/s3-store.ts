@@ -1,7 +1,5 @@
 // broker-config.json as one S3 object. Compare-and-swap uses S3 conditional writes (If-Match / If-None-Match on
 // PutObject) with the ETag as the version; warm reads revalidate with If-None-Match so unchanged documents cost no body.
-
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -16,15 +14,16 @@ import {
   parseConfig,
   serializeConfig,
 } from '../engine/broker-config.ts';
+import { backoffDelay, EQUAL_JITTER, sleep } from '../shared/backoff.ts';
 import { ConfigError, ConflictError, NotFoundError, StoreError } from '../shared/errors.ts';
-import { type ConfigStore, isKeptTokens, type KeptTokens, type StoredConfig } from './config-store.ts';
+import { type ClientOptions, lazyClient } from '../shared/lazy.ts';
+import { awsErrorFacts, awsStoreError } from './aws-errors.ts';
+import { type ConfigStore, type KeptTokens, parseKeptTokens, type StoredConfig } from './config-store.ts';
 
-export interface S3StoreOptions {
+/** A ready client (tests, shared clients), or config that createS3Client builds one from on first use. */
+export interface S3StoreOptions extends ClientOptions<S3Client, S3ClientConfig> {
   bucket: string;
   key: string;
-  /** A ready client (tests, shared clients). Otherwise one is built from clientConfig with createS3Client. */
-  client?: S3Client;
-  clientConfig?: S3ClientConfig;
   /** Encrypt with this KMS key (SSE-KMS) instead of S3-managed keys (SSE-S3). */
   kmsKeyId?: string;
   /** How often a PUT that S3 answered with 409 ConditionalRequestConflict is sent again, and the first pause. */
@@ -33,82 +32,8 @@ export interface S3StoreOptions {
 
 const DEFAULT_CONFLICT_ATTEMPTS = 4;
 const DEFAULT_CONFLICT_DELAY_MS = 40;
-
-const THROTTLING_CODES = new Set([
-  'SlowDown',
-  'Throttling',
-  'ThrottlingException',
-  'ThrottledException',
-  'RequestThrottled',
-  'RequestThrottledException',
-  'TooManyRequestsException',
-  'RequestLimitExceeded',
-  'BandwidthLimitExceeded',
-  'ProvisionedThroughputExceededException',
-  'EC2ThrottledException',
-  'PriorRequestNotComplete',
-]);
-const TRANSIENT_CODES = new Set([
-  'InternalError',
-  'ServiceUnavailable',
-  'RequestTimeout',
-  'RequestTimeoutException',
-  'TimeoutError',
-  'OperationAborted',
-]);
-const NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-]);
-
-interface ErrorFacts {
-  name: string;
-  status: number | undefined;
-  code: string | undefined;
-  throttling: boolean;
-}
-
-function factsOf(e: unknown): ErrorFacts {
-  if (typeof e !== 'object' || e === null)
-    return { name: String(e), status: undefined, code: undefined, throttling: false };
-  const record = e as {
-    name?: unknown;
-    code?: unknown;
-    Code?: unknown;
-    $metadata?: { httpStatusCode?: unknown };
-    $retryable?: { throttling?: unknown };
-  };
-  const status = record.$metadata?.httpStatusCode;
-  const code =
-    typeof record.code === 'string' ? record.code : typeof record.Code === 'string' ? record.Code : undefined;
-  return {
-    name: typeof record.name === 'string' ? record.name : 'Error',
-    status: typeof status === 'number' ? status : undefined,
-    code,
-    throttling: record.$retryable?.throttling === true,
-  };
-}
-
-function isRetryable(f: ErrorFacts): boolean {
-  if (f.throttling || THROTTLING_CODES.has(f.name) || TRANSIENT_CODES.has(f.name)) return true;
-  if (f.status !== undefined) return f.status === 429 || f.status >= 500;
-  // No HTTP answer at all: the request never reached S3 or the connection broke.
-  return (f.code !== undefined && NETWORK_CODES.has(f.code)) || f.name === 'AbortError';
-}
-
-/** "NoSuchKey (HTTP 404)": enough to act on, and never a body or a token. */
-function describe(f: ErrorFacts): string {
-  const what = f.code && f.name === 'Error' ? f.code : f.name;
-  return f.status === undefined ? what : `${what} (HTTP ${f.status})`;
-}
+/** No pause between 409 resends is longer than this, whatever attempts and first pause are configured. */
+const MAX_CONFLICT_DELAY_MS = 1_000;
 
 /**
  * An S3 client for the store. The SDK itself takes the endpoint from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL;
@@ -131,7 +56,7 @@ export class S3Store implements ConfigStore {
   readonly bucket: string;
   readonly key: string;
   readonly rescueKey: string;
-  readonly #client: S3Client;
+  readonly #client: () => S3Client;
   readonly #kmsKeyId: string | undefined;
   readonly #conflictAttempts: number;
   readonly #conflictDelayMs: number;
@@ -145,7 +70,7 @@ export class S3Store implements ConfigStore {
     this.key = options.key;
     this.rescueKey = `${options.key}.rescue.json`;
     this.location = `s3://${options.bucket}/${options.key}`;
-    this.#client = options.client ?? createS3Client(options.clientConfig);
+    this.#client = lazyClient(options, createS3Client);
     this.#kmsKeyId = options.kmsKeyId;
     this.#conflictAttempts = Math.max(1, options.conflictRetry?.attempts ?? DEFAULT_CONFLICT_ATTEMPTS);
     this.#conflictDelayMs = options.conflictRetry?.baseDelayMs ?? DEFAULT_CONFLICT_DELAY_MS;
@@ -156,7 +81,7 @@ export class S3Store implements ConfigStore {
     let etag: string;
     let text: string;
     try {
-      const out = await this.#client.send(
+      const out = await this.#client().send(
         new GetObjectCommand({
           Bucket: this.bucket,
           Key: this.key,
@@ -175,7 +100,7 @@ export class S3Store implements ConfigStore {
       text = (await out.Body?.transformToString('utf8')) ?? '';
     } catch (e: unknown) {
       if (e instanceof StoreError || e instanceof ConfigError) throw e;
-      const f = factsOf(e);
+      const f = awsErrorFacts(e);
       if (cached && (f.status === 304 || f.name === 'NotModified')) {
         return { config: parseConfig(cached.text, this.location), version: cached.etag };
       }
@@ -183,7 +108,7 @@ export class S3Store implements ConfigStore {
         this.#cache = undefined;
         throw new NotFoundError(`${this.location} does not exist`);
       }
-      throw this.#storeError('read', f, e);
+      throw awsStoreError('GetObject', this.location, e);
     }
     this.#cache = undefined;
     const config = parseConfig(text, this.location);
@@ -203,42 +128,51 @@ export class S3Store implements ConfigStore {
     };
     for (let attempt = 1; ; attempt++) {
       try {
-        const out = await this.#client.send(new PutObjectCommand(input));
+        const out = await this.#client().send(new PutObjectCommand(input));
         if (out.ETag === undefined)
           throw new StoreError(`${this.location}: S3 returned no ETag`, { retryable: false });
         this.#cache = { etag: out.ETag, text };
         return out.ETag;
       } catch (e: unknown) {
-        if (e instanceof StoreError) throw e;
-        const f = factsOf(e);
-        if (f.name === 'PreconditionFailed' || f.status === 412) {
-          throw new ConflictError(
-            expectedVersion === null
-              ? `${this.location} already exists`
-              : `${this.location} changed since it was read`,
-          );
-        }
-        // With If-Match, S3 answers 404 when the object is gone: it changed (was deleted) since it was read.
-        if (expectedVersion !== null && f.name === 'NoSuchKey') {
-          throw new ConflictError(`${this.location} was deleted since it was read`);
-        }
-        // S3 asks for the conditional write to be sent again; the SDK does not retry 409s on its own.
-        if (f.name === 'ConditionalRequestConflict' || f.status === 409) {
-          if (attempt < this.#conflictAttempts) {
-            const delay = this.#conflictDelayMs * 2 ** (attempt - 1);
-            await sleep(delay / 2 + Math.random() * (delay / 2));
-            continue;
-          }
+        const failure = this.#writeFailure(e, expectedVersion);
+        if (failure !== 'resend') throw failure;
+        if (attempt >= this.#conflictAttempts) {
           throw new ConflictError(`${this.location} is being written by someone else`);
         }
-        throw this.#storeError('write', f, e);
+        await sleep(
+          backoffDelay(attempt, {
+            baseMs: this.#conflictDelayMs,
+            maxMs: MAX_CONFLICT_DELAY_MS,
+            jitter: EQUAL_JITTER,
+          }),
+        );
       }
     }
   }
 
+  /** What a failed conditional PUT means: the document changed, S3 asks for a resend, or the store failed. */
+  #writeFailure(e: unknown, expectedVersion: string | null): Error | 'resend' {
+    if (e instanceof StoreError) return e;
+    const f = awsErrorFacts(e);
+    if (f.name === 'PreconditionFailed' || f.status === 412) {
+      return new ConflictError(
+        expectedVersion === null
+          ? `${this.location} already exists`
+          : `${this.location} changed since it was read`,
+      );
+    }
+    // With If-Match, S3 answers 404 when the object is gone: it changed (was deleted) since it was read.
+    if (expectedVersion !== null && f.name === 'NoSuchKey') {
+      return new ConflictError(`${this.location} was deleted since it was read`);
+    }
+    // S3 asks for the conditional write to be sent again; the SDK does not retry 409s on its own.
+    if (f.name === 'ConditionalRequestConflict' || f.status === 409) return 'resend';
+    return awsStoreError('PutObject', this.location, e);
+  }
+
   async saveRescue(tokens: KeptTokens): Promise<void> {
     try {
-      await this.#client.send(
+      await this.#client().send(
         new PutObjectCommand({
           Bucket: this.bucket,
           Key: this.rescueKey,
@@ -248,41 +182,30 @@ export class S3Store implements ConfigStore {
         }),
       );
     } catch (e: unknown) {
-      throw this.#storeError('save rescued tokens to', factsOf(e), e);
+      throw awsStoreError('PutObject', this.#rescueLocation, e);
     }
   }
 
   async loadRescue(): Promise<KeptTokens | null> {
     let text: string;
     try {
-      const out = await this.#client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.rescueKey }));
+      const out = await this.#client().send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.rescueKey }),
+      );
       text = (await out.Body?.transformToString('utf8')) ?? '';
     } catch (e: unknown) {
-      const f = factsOf(e);
-      if (f.name === 'NoSuchKey') return null;
-      throw this.#storeError('load rescued tokens from', f, e);
+      if (awsErrorFacts(e).name === 'NoSuchKey') return null;
+      throw awsStoreError('GetObject', this.#rescueLocation, e);
     }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      throw new StoreError(`s3://${this.bucket}/${this.rescueKey} is not valid JSON`, { retryable: false });
-    }
-    if (!isKeptTokens(value)) {
-      throw new StoreError(`s3://${this.bucket}/${this.rescueKey} does not hold rescued tokens`, {
-        retryable: false,
-      });
-    }
-    return value;
+    return parseKeptTokens(text, this.#rescueLocation);
   }
 
   async clearRescue(): Promise<void> {
     try {
-      await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.rescueKey }));
+      await this.#client().send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.rescueKey }));
     } catch (e: unknown) {
-      const f = factsOf(e);
-      if (f.name === 'NoSuchKey') return;
-      throw this.#storeError('clear rescued tokens at', f, e);
+      if (awsErrorFacts(e).name === 'NoSuchKey') return;
+      throw awsStoreError('DeleteObject', this.#rescueLocation, e);
     }
   }
 
@@ -292,10 +215,7 @@ export class S3Store implements ConfigStore {
       : { ServerSideEncryption: 'AES256' };
   }
 
-  #storeError(action: string, f: ErrorFacts, cause: unknown): StoreError {
-    return new StoreError(`cannot ${action} ${this.location}: ${describe(f)}`, {
-      retryable: isRetryable(f),
-      cause,
-    });
+  get #rescueLocation(): string {
+    return `s3://${this.bucket}/${this.rescueKey}`;
   }
 }

@@ -12,7 +12,9 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { type BrokerConfig, parseConfig, serializeConfig } from '../engine/broker-config.ts';
 import { ConfigError, ConflictError, NotFoundError, StoreError } from '../shared/errors.ts';
-import type { ConfigStore, KeptTokens, StoredConfig } from './config-store.ts';
+import { type ClientOptions, lazyClient } from '../shared/lazy.ts';
+import { awsErrorFacts, awsStoreError } from './aws-errors.ts';
+import { type ConfigStore, type KeptTokens, parseKeptTokens, type StoredConfig } from './config-store.ts';
 
 const CURRENT = 'AWSCURRENT';
 /** Rescued tokens live in a version of the same secret under this label; it never moves AWSCURRENT. */
@@ -25,22 +27,11 @@ export const PENDING_STAGE_PREFIX = 'KTR_PENDING_';
  */
 const PENDING_STALE_MS = 15 * 60 * 1000;
 
-const THROTTLING = new Set([
-  'ThrottlingException',
-  'Throttling',
-  'TooManyRequestsException',
-  'RequestLimitExceeded',
-  'RequestThrottled',
-  'RequestThrottledException',
-]);
-const TRANSIENT = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'AbortError']);
-
-export interface SecretsManagerStoreOptions {
+/** A ready client (tests pass one pointed at the emulator), or config to build one from on first use. */
+export interface SecretsManagerStoreOptions
+  extends ClientOptions<SecretsManagerClient, SecretsManagerClientConfig> {
   /** The secret's name or ARN. */
   secretId: string;
-  /** A ready client (tests pass one pointed at the emulator); otherwise one is built from `clientConfig`. */
-  client?: SecretsManagerClient;
-  clientConfig?: SecretsManagerClientConfig;
 }
 
 /**
@@ -51,29 +42,13 @@ export function createSecretsManagerClient(config: SecretsManagerClientConfig = 
   return new SecretsManagerClient(config);
 }
 
-interface AwsErrorShape {
-  name: string;
-  message: string;
-  $fault?: 'client' | 'server';
-  $metadata?: { httpStatusCode?: number };
+function isNotFound(e: unknown): boolean {
+  return awsErrorFacts(e).name === 'ResourceNotFoundException';
 }
 
-function asAwsError(e: unknown): AwsErrorShape {
-  if (e instanceof Error) return e as AwsErrorShape;
-  return { name: 'UnknownError', message: String(e) };
-}
-
-function errorName(e: unknown): string {
-  return asAwsError(e).name;
-}
-
-/** Throttling, server faults and failures that never got an HTTP answer (network, timeout) may pass on retry. */
-function isRetryable(e: unknown): boolean {
-  const error = asAwsError(e);
-  if (THROTTLING.has(error.name) || TRANSIENT.has(error.name)) return true;
-  const status = error.$metadata?.httpStatusCode;
-  if (status === undefined) return true;
-  return error.$fault === 'server' || status >= 500 || status === 429;
+/** The version AWSCURRENT sits on, if any. */
+function currentVersion(stages: Map<string, string[]> | null): string | undefined {
+  return [...(stages ?? [])].find(([, labels]) => labels.includes(CURRENT))?.[0];
 }
 
 function pendingStage(): string {
@@ -87,46 +62,27 @@ function pendingStageAgeMs(stage: string, now: number): number | undefined {
   return Number.isFinite(createdAt) ? now - createdAt : undefined;
 }
 
-function parseRescue(text: string, source: string): KeptTokens {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    // The parser's message may quote the text, which holds tokens: keep none of it.
-    throw new StoreError(`${source}: rescued tokens are not valid JSON`, { retryable: false });
-  }
-  const record = typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
-  for (const field of ['access_token', 'access_token_expires_at', 'issued_at']) {
-    if (typeof record[field] !== 'string') {
-      throw new StoreError(`${source}: rescued tokens lack "${field}"`, { retryable: false });
-    }
-  }
-  return value as KeptTokens;
-}
-
 export class SecretsManagerStore implements ConfigStore {
   readonly location: string;
   readonly secretId: string;
-  readonly #client: SecretsManagerClient;
+  readonly #client: () => SecretsManagerClient;
 
   constructor(options: SecretsManagerStoreOptions) {
     if (!options.secretId) throw new ConfigError('secret id must not be empty', { field: 'secretId' });
     this.secretId = options.secretId;
     this.location = `secretsmanager://${options.secretId}`;
-    this.#client = options.client ?? createSecretsManagerClient(options.clientConfig);
+    this.#client = lazyClient(options, createSecretsManagerClient);
   }
 
   async read(): Promise<StoredConfig> {
     let answer: { SecretString?: string | undefined; VersionId?: string | undefined };
     try {
-      answer = await this.#client.send(
+      answer = await this.#client().send(
         new GetSecretValueCommand({ SecretId: this.secretId, VersionStage: CURRENT }),
       );
     } catch (e: unknown) {
-      if (errorName(e) === 'ResourceNotFoundException') {
-        throw new NotFoundError(`${this.location} does not exist or has no current value`);
-      }
-      throw this.#storeError('GetSecretValue', e);
+      if (isNotFound(e)) throw new NotFoundError(`${this.location} does not exist or has no current value`);
+      throw awsStoreError('GetSecretValue', this.location, e);
     }
     if (answer.SecretString === undefined) {
       throw new ConfigError(`${this.location}: the secret holds a binary value, not broker config JSON`, {
@@ -148,8 +104,8 @@ export class SecretsManagerStore implements ConfigStore {
 
   async saveRescue(tokens: KeptTokens): Promise<void> {
     // The first version of a secret becomes AWSCURRENT whatever its labels: never let rescued tokens be that.
-    const stages = await this.#versionStagesOrNull();
-    if (stages === null || ![...stages.values()].some((labels) => labels.includes(CURRENT))) {
+    const stages = await this.#versionStages();
+    if (currentVersion(stages) === undefined) {
       throw new StoreError(`${this.location} has no current document to keep rescued tokens beside`, {
         retryable: false,
       });
@@ -165,41 +121,29 @@ export class SecretsManagerStore implements ConfigStore {
   async loadRescue(): Promise<KeptTokens | null> {
     let answer: { SecretString?: string | undefined };
     try {
-      answer = await this.#client.send(
+      answer = await this.#client().send(
         new GetSecretValueCommand({ SecretId: this.secretId, VersionStage: RESCUE_STAGE }),
       );
     } catch (e: unknown) {
       // Both "no such secret" and "no version carries that label" arrive as ResourceNotFoundException.
-      if (errorName(e) === 'ResourceNotFoundException') return null;
-      throw this.#storeError('GetSecretValue', e);
+      if (isNotFound(e)) return null;
+      throw awsStoreError('GetSecretValue', this.location, e);
     }
     if (answer.SecretString === undefined) return null;
-    return parseRescue(answer.SecretString, this.location);
+    return parseKeptTokens(answer.SecretString, `${this.location} (${RESCUE_STAGE})`);
   }
 
   async clearRescue(): Promise<void> {
-    let stages: Map<string, string[]>;
-    try {
-      stages = await this.#versionStages();
-    } catch (e: unknown) {
-      if (e instanceof NotFoundError) return;
-      throw e;
-    }
-    for (const [versionId, labels] of stages) {
+    const stages = await this.#versionStages();
+    for (const [versionId, labels] of stages ?? []) {
       if (!labels.includes(RESCUE_STAGE)) continue;
       try {
-        await this.#client.send(
-          new UpdateSecretVersionStageCommand({
-            SecretId: this.secretId,
-            VersionStage: RESCUE_STAGE,
-            RemoveFromVersionId: versionId,
-          }),
-        );
+        await this.#moveStage(RESCUE_STAGE, { remove: versionId });
       } catch (e: unknown) {
         // The label moved to a newer rescue meanwhile: those tokens are not stored yet, so they stay.
-        const name = errorName(e);
+        const name = awsErrorFacts(e).name;
         if (name === 'InvalidParameterException' || name === 'ResourceNotFoundException') return;
-        throw this.#storeError('UpdateSecretVersionStage', e);
+        throw awsStoreError('UpdateSecretVersionStage', this.location, e);
       }
     }
   }
@@ -208,7 +152,7 @@ export class SecretsManagerStore implements ConfigStore {
   async #create(text: string): Promise<string> {
     if (this.secretId.startsWith('arn:')) {
       // An ARN carries a random suffix Secrets Manager chooses, so it cannot name a secret that does not exist.
-      const existing = await this.#versionStagesOrNull();
+      const existing = await this.#versionStages();
       if (existing === null) {
         const message = `${this.location} does not exist; a secret addressed by ARN must be created first`;
         throw new StoreError(message, { retryable: false });
@@ -217,14 +161,15 @@ export class SecretsManagerStore implements ConfigStore {
     }
     const token = randomUUID();
     try {
-      const answer = await this.#client.send(
+      const answer = await this.#client().send(
         new CreateSecretCommand({ Name: this.secretId, SecretString: text, ClientRequestToken: token }),
       );
       return answer.VersionId ?? token;
     } catch (e: unknown) {
-      if (errorName(e) !== 'ResourceExistsException') throw this.#storeError('CreateSecret', e);
+      if (awsErrorFacts(e).name !== 'ResourceExistsException')
+        throw awsStoreError('CreateSecret', this.location, e);
     }
-    const existing = await this.#versionStagesOrNull();
+    const existing = await this.#versionStages();
     if (existing === null) throw new ConflictError(`${this.location} changed while it was being created`);
     // A retried CreateSecret whose first attempt landed reports "exists": the version under our token is ours.
     if (existing.has(token)) return token;
@@ -232,7 +177,7 @@ export class SecretsManagerStore implements ConfigStore {
   }
 
   async #fillEmpty(text: string, stages: Map<string, string[]>): Promise<string> {
-    if ([...stages.values()].some((labels) => labels.includes(CURRENT))) {
+    if (currentVersion(stages) !== undefined) {
       throw new ConflictError(`${this.location} already exists`);
     }
     // No RemoveFromVersionId: the move fails if another creator's version became current first.
@@ -257,14 +202,7 @@ export class SecretsManagerStore implements ConfigStore {
       throw e;
     }
     try {
-      await this.#client.send(
-        new UpdateSecretVersionStageCommand({
-          SecretId: this.secretId,
-          VersionStage: CURRENT,
-          MoveToVersionId: newVersion,
-          RemoveFromVersionId: expectedVersion,
-        }),
-      );
+      await this.#moveStage(CURRENT, { move: newVersion, remove: expectedVersion });
       return newVersion;
     } catch (e: unknown) {
       return await this.#settle(e, newVersion, expectedVersion);
@@ -277,50 +215,45 @@ export class SecretsManagerStore implements ConfigStore {
   async #settle(e: unknown, newVersion: string, expectedVersion: string | undefined): Promise<string> {
     let stages: Map<string, string[]> | null;
     try {
-      stages = await this.#versionStagesOrNull();
+      stages = await this.#versionStages();
     } catch {
-      throw this.#storeError('UpdateSecretVersionStage', e);
+      throw awsStoreError('UpdateSecretVersionStage', this.location, e);
     }
-    const current = stages ? [...stages].find(([, labels]) => labels.includes(CURRENT))?.[0] : undefined;
+    const current = currentVersion(stages);
     // A retried move whose first attempt landed, after which the SDK gave up on a lost answer.
     if (current === newVersion) return newVersion;
     if (stages === null || current !== expectedVersion) {
       throw new ConflictError(`${this.location} changed since it was read`, { cause: e });
     }
-    throw this.#storeError('UpdateSecretVersionStage', e);
+    throw awsStoreError('UpdateSecretVersionStage', this.location, e);
   }
 
   /** PutSecretValue under one private label, so AWSCURRENT stays where it is. Returns the new VersionId. */
   async #put(text: string, stage: string): Promise<string> {
     const token = randomUUID();
-    const put = () =>
-      this.#client.send(
-        new PutSecretValueCommand({
-          SecretId: this.secretId,
-          ClientRequestToken: token,
-          SecretString: text,
-          VersionStages: [stage],
-        }),
-      );
-    try {
-      return (await put()).VersionId ?? token;
-    } catch (e: unknown) {
-      const name = errorName(e);
-      if (name === 'ResourceNotFoundException') throw new NotFoundError(`${this.location} does not exist`);
-      if (name !== 'LimitExceededException' || !(await this.#sweepStalePending())) {
-        throw this.#storeError('PutSecretValue', e);
+    const input = {
+      SecretId: this.secretId,
+      ClientRequestToken: token,
+      SecretString: text,
+      VersionStages: [stage],
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.#client().send(new PutSecretValueCommand(input))).VersionId ?? token;
+      } catch (e: unknown) {
+        if (isNotFound(e)) throw new NotFoundError(`${this.location} does not exist`);
+        // Out of labels: those of dead writers may be in the way. Sweep them and try once more.
+        const outOfLabels = attempt === 1 && awsErrorFacts(e).name === 'LimitExceededException';
+        if (!outOfLabels || !(await this.#sweepStalePending())) {
+          throw awsStoreError('PutSecretValue', this.location, e);
+        }
       }
-    }
-    try {
-      return (await put()).VersionId ?? token;
-    } catch (e: unknown) {
-      throw this.#storeError('PutSecretValue', e);
     }
   }
 
   /** Removes pending labels dead writers left behind. True when any was removed. */
   async #sweepStalePending(): Promise<boolean> {
-    const stages = await this.#versionStagesOrNull();
+    const stages = await this.#versionStages();
     if (stages === null) return false;
     const now = Date.now();
     let removed = false;
@@ -338,48 +271,33 @@ export class SecretsManagerStore implements ConfigStore {
   /** Best effort: a label left behind is swept later, and must not turn a finished write into a failure. */
   async #removeStage(stage: string, versionId: string): Promise<boolean> {
     try {
-      await this.#client.send(
-        new UpdateSecretVersionStageCommand({
-          SecretId: this.secretId,
-          VersionStage: stage,
-          RemoveFromVersionId: versionId,
-        }),
-      );
+      await this.#moveStage(stage, { remove: versionId });
       return true;
     } catch {
       return false;
     }
   }
 
-  async #versionStagesOrNull(): Promise<Map<string, string[]> | null> {
+  /** Version id → its labels; null when the secret does not exist. */
+  async #versionStages(): Promise<Map<string, string[]> | null> {
     try {
-      return await this.#versionStages();
-    } catch (e: unknown) {
-      if (e instanceof NotFoundError) return null;
-      throw e;
-    }
-  }
-
-  async #versionStages(): Promise<Map<string, string[]>> {
-    try {
-      const answer = await this.#client.send(new DescribeSecretCommand({ SecretId: this.secretId }));
+      const answer = await this.#client().send(new DescribeSecretCommand({ SecretId: this.secretId }));
       return new Map(Object.entries(answer.VersionIdsToStages ?? {}));
     } catch (e: unknown) {
-      if (errorName(e) === 'ResourceNotFoundException') {
-        throw new NotFoundError(`${this.location} does not exist`);
-      }
-      throw this.#storeError('DescribeSecret', e);
+      if (isNotFound(e)) return null;
+      throw awsStoreError('DescribeSecret', this.location, e);
     }
   }
 
-  /** Names the operation and AWS's error code; never the request, which carries the document. */
-  #storeError(operation: string, e: unknown): StoreError {
-    const error = asAwsError(e);
-    const status = error.$metadata?.httpStatusCode;
-    const detail = status === undefined ? error.name : `${error.name}, HTTP ${status}`;
-    return new StoreError(`${operation} on ${this.location} failed (${detail}): ${error.message}`, {
-      retryable: isRetryable(e),
-      cause: e,
-    });
+  /** Moves a label to `move`, or off `remove`, or both at once (which is Secrets Manager's compare-and-swap). */
+  async #moveStage(stage: string, versions: { move?: string; remove?: string | undefined }): Promise<void> {
+    await this.#client().send(
+      new UpdateSecretVersionStageCommand({
+        SecretId: this.secretId,
+        VersionStage: stage,
+        MoveToVersionId: versions.move,
+        RemoveFromVersionId: versions.remove,
+      }),
+    );
   }
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EXIT, runCli } from '../../lib/cli/cli.ts';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
-import { loginStateKey, verifyLoginState } from '../../lib/login/login.ts';
+import { loginStateKey, verifyLoginState } from '../../lib/login/state.ts';
 import {
   API_KEY,
   leakedTokens,

@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
-import { ConfigError, ConflictError, NotFoundError } from '../../lib/shared/errors.ts';
+import { ConfigError, ConflictError, NotFoundError, StoreError } from '../../lib/shared/errors.ts';
 import { FileStore } from '../../lib/store/file-store.ts';
 
 const base: BrokerConfig = {
@@ -111,5 +111,52 @@ describe('FileStore', () => {
     expect(await store.loadRescue()).toEqual(tokens);
     await store.clearRescue();
     expect(await store.loadRescue()).toBeNull();
+  });
+});
+
+describe('FileStore lock', () => {
+  it('waits for a live writer and gives up with a retryable StoreError after the lock wait', async () => {
+    await writeFile(path, JSON.stringify(base));
+    const store = new FileStore({ path, lockWaitMs: 200 });
+    const { version } = await store.read();
+    await writeFile(`${path}.lock`, `${process.pid}\n`);
+    const started = Date.now();
+
+    const error = await store.write({ ...base, api_secret: 'new' }, version).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(StoreError);
+    expect((error as StoreError).retryable).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+    expect((await store.read()).config.api_secret).toBe('old-access-token-0000');
+  });
+
+  it('takes over a lock older than any write', async () => {
+    await writeFile(path, JSON.stringify(base));
+    const store = new FileStore({ path, lockWaitMs: 200 });
+    const { version } = await store.read();
+    await writeFile(`${path}.lock`, `${process.pid}\n`);
+    const old = new Date(Date.now() - 60_000);
+    await utimes(`${path}.lock`, old, old);
+
+    await store.write({ ...base, api_secret: 'new' }, version);
+
+    expect((await store.read()).config.api_secret).toBe('new');
+    expect((await readdir(dir)).filter((f) => f.endsWith('.lock'))).toEqual([]);
+  });
+
+  it('gives up at the deadline, without spinning, when a stale lock cannot be removed', async () => {
+    await writeFile(path, JSON.stringify(base));
+    const store = new FileStore({ path, lockWaitMs: 200 });
+    const { version } = await store.read();
+    // A folder in the lock's place: stale by age, but unlink cannot remove it.
+    await mkdir(`${path}.lock`);
+    const old = new Date(Date.now() - 60_000);
+    await utimes(`${path}.lock`, old, old);
+
+    const error = await store.write({ ...base, api_secret: 'new' }, version).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(StoreError);
+    expect((error as StoreError).retryable).toBe(true);
+    expect((await store.read()).config.api_secret).toBe('old-access-token-0000');
   });
 });

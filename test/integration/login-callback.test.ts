@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { escapeHtml, handler, type LoginCallbackResult } from '../../functions/login-callback.ts';
+import { handler, type LoginCallbackResult } from '../../functions/login-callback.ts';
 import { runCli } from '../../lib/cli/cli.ts';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { logger, resetLambdaContext } from '../../lib/lambda/context.ts';
-import { buildLoginLink, createLoginState, loginStateKey } from '../../lib/login/login.ts';
+import { buildLoginLink } from '../../lib/login/link.ts';
+import { escapeHtml } from '../../lib/login/pages.ts';
+import { createLoginState, loginStateKey } from '../../lib/login/state.ts';
 import {
   API_KEY,
   leakedTokens,

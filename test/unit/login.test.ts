@@ -6,19 +6,15 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { toIsoIst } from '../../lib/engine/expiry.ts';
 import { localRescuePath } from '../../lib/engine/kept-tokens.ts';
+import { completeLogin, exchangeRequestToken, type LoginDeps } from '../../lib/login/exchange.ts';
+import { buildLoginLink, loginRootFor } from '../../lib/login/link.ts';
+import { describeValidity, LoginError } from '../../lib/login/outcome.ts';
 import {
-  buildLoginLink,
-  completeLogin,
   createLoginState,
-  describeValidity,
-  exchangeRequestToken,
   LOGIN_STATE_TTL_MS,
-  type LoginDeps,
-  LoginError,
-  loginRootFor,
   loginStateKey,
   verifyLoginState,
-} from '../../lib/login/login.ts';
+} from '../../lib/login/state.ts';
 import type { ConfigStore } from '../../lib/store/config-store.ts';
 import { FileStore } from '../../lib/store/file-store.ts';
 import {

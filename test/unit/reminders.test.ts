@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { formatIst } from '../../lib/engine/expiry.ts';
-import { loginStateKey, verifyLoginState } from '../../lib/login/login.ts';
 import {
   decideReminder,
   planReminder,
@@ -10,6 +9,7 @@ import {
   reminderMessage,
   withReminderState,
 } from '../../lib/login/reminders.ts';
+import { loginStateKey, verifyLoginState } from '../../lib/login/state.ts';
 import { ConfigError } from '../../lib/shared/errors.ts';
 
 const MINUTE = 60_000;

@@ -1,8 +1,7 @@
-// The daily Kite login made one click: a signed, short-lived `state` rides through Kite's redirect_params, and the
-// callback checks it, exchanges the request token once, enforces the pinned account and stores the tokens with CAS.
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { apiRootFrom, type BrokerConfig, KITE_API_ROOT } from '../engine/broker-config.ts';
-import { formatIst, istDate, storedIssuedAt } from '../engine/expiry.ts';
+// The daily Kite login's exchange: the callback's query (or a request token pasted at a terminal) is checked, the
+// request token is exchanged once, the pinned account is enforced and the tokens are stored with compare-and-swap.
+import type { BrokerConfig } from '../engine/broker-config.ts';
+import { formatIst, storedIssuedAt } from '../engine/expiry.ts';
 import { clearKeptTokens } from '../engine/kept-tokens.ts';
 import {
   TokensNotWrittenError,
@@ -11,162 +10,15 @@ import {
   withTokens,
   writeTokens,
 } from '../engine/token-write.ts';
-import { KITE_LOGIN_ROOT, loginUrl } from '../kite/client.ts';
 import { classifyError, describeError } from '../shared/errors.ts';
 import { type Log, silentLog } from '../shared/log.ts';
 import { maskToken } from '../shared/mask.ts';
 import type { ConfigStore, KeptTokens } from '../store/config-store.ts';
+import { LoginError, type LoginFailure, type LoginResult } from './outcome.ts';
+import { type LoginStateProblem, loginStateKey, verifyLoginState } from './state.ts';
 
-/** How long a login link works when nobody says otherwise: long enough to type a password and a TOTP. */
-export const LOGIN_STATE_TTL_MS = 10 * 60_000;
-/** No state lives longer than this, whatever TTL it was signed with. */
-export const MAX_LOGIN_STATE_TTL_MS = 24 * 60 * 60_000;
-/** A state stamped slightly ahead of this clock (a laptop's link checked by Lambda) is still accepted. */
-const CLOCK_SKEW_MS = 2 * 60_000;
-/**
- * HKDF `info` for the state key. The key is derived from the Kite app secret, so it lives wherever that secret
- * lives (KITE_API_SECRET or the KITE_API_SECRET_ID secret) and rotates with it: no second secret to provision.
- * The fixed label keeps the derived key useless for anything but login states.
- */
-const STATE_KEY_INFO = 'kite-token-refresh/login-state/v1';
-const STATE_VERSION = 'v1';
 const REQUEST_TOKEN = /^[A-Za-z0-9]{16,64}$/;
 const USER_ID = /^[A-Za-z0-9]{2,16}$/;
-
-/** The HMAC key for login states, derived (HKDF-SHA256) from the Kite app secret. */
-export function loginStateKey(appSecret: string): Buffer {
-  if (!appSecret) throw new RangeError('loginStateKey: the Kite app secret is required');
-  return Buffer.from(hkdfSync('sha256', appSecret, Buffer.alloc(0), STATE_KEY_INFO, 32));
-}
-
-function mac(key: Buffer, payload: string): Buffer {
-  return createHmac('sha256', key).update(payload, 'utf8').digest();
-}
-
-/**
- * A state for one login link: "v1.<issued ms>.<ttl s>.<nonce>.<HMAC-SHA256 of the rest>", URL-safe. The TTL is
- * signed into it, so a reminder's link can live longer than one printed at a terminal.
- */
-export function createLoginState(key: Buffer, now = new Date(), ttlMs = LOGIN_STATE_TTL_MS): string {
-  if (!Number.isFinite(ttlMs) || ttlMs < 1000 || ttlMs > MAX_LOGIN_STATE_TTL_MS) {
-    throw new RangeError(`login state TTL must be between 1 s and ${MAX_LOGIN_STATE_TTL_MS / 3_600_000} h`);
-  }
-  const payload = [
-    STATE_VERSION,
-    String(now.getTime()),
-    String(Math.floor(ttlMs / 1000)),
-    randomBytes(12).toString('base64url'),
-  ].join('.');
-  return `${payload}.${mac(key, payload).toString('base64url')}`;
-}
-
-export type LoginStateProblem = 'missing' | 'malformed' | 'bad_signature' | 'expired' | 'from_the_future';
-
-export type LoginStateCheck =
-  | { ok: true; issuedAt: Date; expiresAt: Date }
-  | { ok: false; reason: LoginStateProblem };
-
-const STATE_SHAPE = /^v1\.(\d{1,15})\.(\d{1,6})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{43})$/;
-
-/**
- * Checks a state's signature (constant time) and age. It expires after the TTL signed into it, or after
- * `maxAgeMs` when that is shorter; a state stamped more than two minutes ahead of `now` is refused.
- */
-export function verifyLoginState(
-  key: Buffer,
-  state: string | null | undefined,
-  now = new Date(),
-  maxAgeMs?: number,
-): LoginStateCheck {
-  if (!state) return { ok: false, reason: 'missing' };
-  const match = STATE_SHAPE.exec(state);
-  if (!match) return { ok: false, reason: 'malformed' };
-  const [, issued, ttl, , signature] = match as unknown as [string, string, string, string, string];
-  const payload = state.slice(0, state.lastIndexOf('.'));
-  // Compared as canonical text: decoding would let several spellings of one MAC through.
-  const given = Buffer.from(signature, 'ascii');
-  const expected = Buffer.from(mac(key, payload).toString('base64url'), 'ascii');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-    return { ok: false, reason: 'bad_signature' };
-  }
-  const issuedAt = Number(issued);
-  const ttlMs = Number(ttl) * 1000;
-  if (ttlMs > MAX_LOGIN_STATE_TTL_MS) return { ok: false, reason: 'malformed' };
-  const age = now.getTime() - issuedAt;
-  if (age < -CLOCK_SKEW_MS) return { ok: false, reason: 'from_the_future' };
-  const limit = Math.min(ttlMs, maxAgeMs ?? ttlMs);
-  if (age > limit) return { ok: false, reason: 'expired' };
-  return { ok: true, issuedAt: new Date(issuedAt), expiresAt: new Date(issuedAt + limit) };
-}
-
-/** Where a human logs in for this config: Kite's login site, or the sandbox when base_url is a loopback sandbox. */
-export function loginRootFor(config: Pick<BrokerConfig, 'base_url'>): string {
-  const root = apiRootFrom(config.base_url).url;
-  if (root === KITE_API_ROOT) return KITE_LOGIN_ROOT;
-  const host = new URL(root).hostname;
-  return host === 'localhost' || host === '[::1]' || /^127\./.test(host) ? root : KITE_LOGIN_ROOT;
-}
-
-export interface LoginLinkInput {
-  apiKey: string;
-  appSecret: string;
-  now?: Date;
-  /** Default Kite's login site; the sandbox serves /connect/login at its url. */
-  loginRoot?: string;
-  /** How long the link works. Default 10 minutes. */
-  ttlMs?: number;
-}
-
-/** The Kite login URL with a fresh signed state in redirect_params; Kite hands it back to the redirect URL. */
-export function buildLoginLink(input: LoginLinkInput): string {
-  const state = createLoginState(loginStateKey(input.appSecret), input.now ?? new Date(), input.ttlMs);
-  return loginUrl(input.apiKey, { state }, input.loginRoot ?? KITE_LOGIN_ROOT);
-}
-
-export type LoginFailure =
-  | 'bad_request'
-  | 'cancelled'
-  | 'missing_state'
-  | 'bad_state'
-  | 'expired_state'
-  | 'wrong_account'
-  | 'request_token_used'
-  | 'kite_unavailable'
-  | 'kite_refused'
-  | 'store_unavailable'
-  | 'not_stored';
-
-const STATUS: Record<LoginFailure, number> = {
-  bad_request: 400,
-  cancelled: 400,
-  missing_state: 400,
-  bad_state: 403,
-  expired_state: 403,
-  wrong_account: 403,
-  request_token_used: 410,
-  kite_unavailable: 502,
-  kite_refused: 502,
-  store_unavailable: 500,
-  not_stored: 500,
-};
-
-/**
- * A login that did not store a token. `message` is written for the person who clicked the link and carries no
- * token; `detail` adds operator context for the log. Only `not_stored` follows a successful exchange.
- */
-export class LoginError extends Error {
-  override name = 'LoginError';
-  readonly code: LoginFailure;
-  /** The HTTP status the callback answers with. */
-  readonly status: number;
-  readonly detail: string | undefined;
-  constructor(code: LoginFailure, message: string, options?: { detail?: string; cause?: unknown }) {
-    super(message, { cause: options?.cause });
-    this.code = code;
-    this.status = STATUS[code];
-    this.detail = options?.detail;
-  }
-}
 
 /** What the login needs from a Kite session: KiteClient's session type fits. */
 export interface LoginSession {
@@ -195,14 +47,6 @@ export interface LoginDeps {
   writeRetry?: WriteRetry;
   /** Folder for the local copy of tokens a failed write could not store. Default: the OS temp folder. */
   rescueDir?: string;
-}
-
-export interface LoginResult {
-  userId: string;
-  expiresAt: Date;
-  /** True when this login pinned user_id in a config that had none. */
-  pinned: boolean;
-  config: BrokerConfig;
 }
 
 /** The callback's query: Lambda's queryStringParameters, or URLSearchParams (which sees repeated names). */
@@ -455,23 +299,4 @@ async function writeLogin(
       },
     );
   }
-}
-
-/** "06:00 IST tomorrow (2025-11-08 06:00:00 IST)", relative to `now` in IST. */
-export function describeValidity(expiresAt: Date, now = new Date()): string {
-  const full = formatIst(expiresAt);
-  const clock = `${full.slice(11, 16)} IST`;
-  const day = istDate(expiresAt);
-  const when =
-    day === istDate(now)
-      ? 'today'
-      : day === istDate(new Date(now.getTime() + 24 * 60 * 60_000))
-        ? 'tomorrow'
-        : `on ${day}`;
-  return `${clock} ${when} (${full})`;
-}
-
-/** "Logged in as XX0000 — valid until 06:00 IST tomorrow (2025-11-08 06:00:00 IST)". */
-export function loginSummary(result: Pick<LoginResult, 'userId' | 'expiresAt'>, now = new Date()): string {
-  return `Logged in as ${result.userId} — valid until ${describeValidity(result.expiresAt, now)}`;
 }

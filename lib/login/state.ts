@@ -1,0 +1,83 @@
+// Signed, short-lived login states: the `state` a login link carries through Kite's redirect_params, so the callback
+// can tell a login this service started from one it did not. The key is derived from the Kite app secret.
+import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** How long a login link works when nobody says otherwise: long enough to type a password and a TOTP. */
+export const LOGIN_STATE_TTL_MS = 10 * 60_000;
+/** No state lives longer than this, whatever TTL it was signed with. */
+export const MAX_LOGIN_STATE_TTL_MS = 24 * 60 * 60_000;
+/** A state stamped slightly ahead of this clock (a laptop's link checked by Lambda) is still accepted. */
+const CLOCK_SKEW_MS = 2 * 60_000;
+/**
+ * HKDF `info` for the state key. The key is derived from the Kite app secret, so it lives wherever that secret
+ * lives (KITE_API_SECRET or the KITE_API_SECRET_ID secret) and rotates with it: no second secret to provision.
+ * The fixed label keeps the derived key useless for anything but login states.
+ */
+const STATE_KEY_INFO = 'kite-token-refresh/login-state/v1';
+const STATE_VERSION = 'v1';
+
+/** The HMAC key for login states, derived (HKDF-SHA256) from the Kite app secret. */
+export function loginStateKey(appSecret: string): Buffer {
+  if (!appSecret) throw new RangeError('loginStateKey: the Kite app secret is required');
+  return Buffer.from(hkdfSync('sha256', appSecret, Buffer.alloc(0), STATE_KEY_INFO, 32));
+}
+
+function mac(key: Buffer, payload: string): Buffer {
+  return createHmac('sha256', key).update(payload, 'utf8').digest();
+}
+
+/**
+ * A state for one login link: "v1.<issued ms>.<ttl s>.<nonce>.<HMAC-SHA256 of the rest>", URL-safe. The TTL is
+ * signed into it, so a reminder's link can live longer than one printed at a terminal.
+ */
+export function createLoginState(key: Buffer, now = new Date(), ttlMs = LOGIN_STATE_TTL_MS): string {
+  if (!Number.isFinite(ttlMs) || ttlMs < 1000 || ttlMs > MAX_LOGIN_STATE_TTL_MS) {
+    throw new RangeError(`login state TTL must be between 1 s and ${MAX_LOGIN_STATE_TTL_MS / 3_600_000} h`);
+  }
+  const payload = [
+    STATE_VERSION,
+    String(now.getTime()),
+    String(Math.floor(ttlMs / 1000)),
+    randomBytes(12).toString('base64url'),
+  ].join('.');
+  return `${payload}.${mac(key, payload).toString('base64url')}`;
+}
+
+export type LoginStateProblem = 'missing' | 'malformed' | 'bad_signature' | 'expired' | 'from_the_future';
+
+export type LoginStateCheck =
+  | { ok: true; issuedAt: Date; expiresAt: Date }
+  | { ok: false; reason: LoginStateProblem };
+
+const STATE_SHAPE = /^v1\.(\d{1,15})\.(\d{1,6})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{43})$/;
+
+/**
+ * Checks a state's signature (constant time) and age. It expires after the TTL signed into it, or after
+ * `maxAgeMs` when that is shorter; a state stamped more than two minutes ahead of `now` is refused.
+ */
+export function verifyLoginState(
+  key: Buffer,
+  state: string | null | undefined,
+  now = new Date(),
+  maxAgeMs?: number,
+): LoginStateCheck {
+  if (!state) return { ok: false, reason: 'missing' };
+  const match = STATE_SHAPE.exec(state);
+  if (!match) return { ok: false, reason: 'malformed' };
+  const [, issued, ttl, , signature] = match as unknown as [string, string, string, string, string];
+  const payload = state.slice(0, state.lastIndexOf('.'));
+  // Compared as canonical text: decoding would let several spellings of one MAC through.
+  const given = Buffer.from(signature, 'ascii');
+  const expected = Buffer.from(mac(key, payload).toString('base64url'), 'ascii');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    return { ok: false, reason: 'bad_signature' };
+  }
+  const issuedAt = Number(issued);
+  const ttlMs = Number(ttl) * 1000;
+  if (ttlMs > MAX_LOGIN_STATE_TTL_MS) return { ok: false, reason: 'malformed' };
+  const age = now.getTime() - issuedAt;
+  if (age < -CLOCK_SKEW_MS) return { ok: false, reason: 'from_the_future' };
+  const limit = Math.min(ttlMs, maxAgeMs ?? ttlMs);
+  if (age > limit) return { ok: false, reason: 'expired' };
+  return { ok: true, issuedAt: new Date(issuedAt), expiresAt: new Date(issuedAt + limit) };
+}
