@@ -111,6 +111,7 @@ function refresherFor(
   };
 }
 
+/** A token source with its own cache, store and refresh function; the module-level functions share one. */
 export function createKiteAuth(options: KiteAuthOptions = {}): KiteAuth {
   const cache = createTokenCache(options.now ?? (() => new Date()), options.marginMs ?? DEFAULT_MARGIN_MS);
   const store = lazyStore(options);
