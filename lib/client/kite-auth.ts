@@ -1,11 +1,12 @@
 // For trading Lambdas that call Kite: read the current access token (cached in the warm container until near its
 // expiry), and on a 401/403 from Kite ask the on-demand refresher once for a new token and retry once.
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { parseStoredInstant } from '../engine/expiry.ts';
-import type { OnDemandResponse } from '../lambda/on-demand.ts';
 import { ConfigError, KiteApiError, LoginRequiredError } from '../shared/errors.ts';
 import type { ConfigStore } from '../store/config-store.ts';
 import { openStore } from '../store/open-store.ts';
+import { isKiteAuthError } from './auth-error.ts';
+import { type IssuedToken, invokeRefreshFunction, tokenFromAnswer } from './refresh-function.ts';
 
 export interface KiteAuthOptions {
   /** Where broker-config.json lives. Default: $BROKER_CONFIG_URI. */
@@ -19,34 +20,6 @@ export interface KiteAuthOptions {
   now?: () => Date;
 }
 
-/**
- * Kite said the token is no good: a TokenException, or an HTTP 401/403 that names no other error type. A 403
- * PermissionException (an API the app is not subscribed to) or InputException is about the call, not the token,
- * and must not make anyone renew.
- */
-export function isKiteAuthError(e: unknown): boolean {
-  if (e instanceof KiteApiError) {
-    return (e.status === 401 || e.status === 403) && (e.errorType === 'TokenException' || e.errorType === '');
-  }
-  if (typeof e !== 'object' || e === null) return false;
-  const r = e as Record<string, unknown>;
-  const errorType = r.error_type ?? r.errorType;
-  if (typeof errorType === 'string' && errorType !== '') return errorType === 'TokenException';
-  const status =
-    r.status ?? r.statusCode ?? r.status_code ?? (r.response as Record<string, unknown> | undefined)?.status;
-  return status === 401 || status === 403;
-}
-
-/** The on-demand function answered with an error, or could not be invoked. */
-export class TokenRefreshError extends Error {
-  override name = 'TokenRefreshError';
-  readonly retryable: boolean;
-  constructor(message: string, options: { retryable: boolean; cause?: unknown }) {
-    super(message, { cause: options.cause });
-    this.retryable = options.retryable;
-  }
-}
-
 export interface KiteAuth {
   /** The stored access token; cached until `marginMs` before its expiry. */
   getAccessToken(): Promise<string>;
@@ -56,125 +29,126 @@ export interface KiteAuth {
   clear(): void;
 }
 
-export function createKiteAuth(options: KiteAuthOptions = {}): KiteAuth {
-  const now = options.now ?? (() => new Date());
-  const marginMs = options.marginMs ?? 5 * 60_000;
-  let store: Promise<ConfigStore> | undefined = options.store ? Promise.resolve(options.store) : undefined;
-  let lambda = options.lambda;
-  let cached: { token: string; usableUntil: number } | undefined;
+const DEFAULT_MARGIN_MS = 5 * 60_000;
+/** How long a token whose expiry the document does not say is trusted before the store is read again. */
+const UNKNOWN_EXPIRY_TRUST_MS = 60_000;
 
-  const getStore = () => {
-    if (!store) {
-      const uri = options.configUri ?? process.env.BROKER_CONFIG_URI;
-      if (!uri)
-        return Promise.reject(
-          new ConfigError('set BROKER_CONFIG_URI (where broker-config.json lives)', {
-            field: 'BROKER_CONFIG_URI',
-          }),
-        );
-      store = openStore(uri);
+interface TokenCache {
+  /** The cached token while it is still usable. */
+  current(): string | undefined;
+  /** Caches a token until `marginMs` before its expiry, and returns it. */
+  remember(issued: IssuedToken): string;
+  forget(): void;
+}
+
+function createTokenCache(now: () => Date, marginMs: number): TokenCache {
+  let cached: { token: string; usableUntil: number } | undefined;
+  return {
+    current: () => (cached && now().getTime() < cached.usableUntil ? cached.token : undefined),
+    remember({ token, expiresAt }) {
+      const expiry = parseStoredInstant(expiresAt, 'access_token_expires_at');
+      const usableUntil = expiry ? expiry.getTime() - marginMs : now().getTime() + UNKNOWN_EXPIRY_TRUST_MS;
+      cached = { token, usableUntil };
+      return token;
+    },
+    forget() {
+      cached = undefined;
+    },
+  };
+}
+
+/** The store the options name (or $BROKER_CONFIG_URI), opened on first use and kept. */
+function lazyStore(options: KiteAuthOptions): () => Promise<ConfigStore> {
+  let store: Promise<ConfigStore> | undefined = options.store ? Promise.resolve(options.store) : undefined;
+  return () => {
+    if (store) return store;
+    const uri = options.configUri ?? process.env.BROKER_CONFIG_URI;
+    if (!uri) {
+      return Promise.reject(
+        new ConfigError('set BROKER_CONFIG_URI (where broker-config.json lives)', {
+          field: 'BROKER_CONFIG_URI',
+        }),
+      );
     }
+    store = openStore(uri);
     return store;
   };
+}
 
-  const remember = (token: string, expiresAt: string | undefined) => {
-    const expiry = parseStoredInstant(expiresAt, 'access_token_expires_at');
-    // Unknown expiry: trust it briefly, then read again.
-    const usableUntil = expiry ? expiry.getTime() - marginMs : now().getTime() + 60_000;
-    cached = { token, usableUntil };
-  };
+/** The access token in broker-config.json (its `api_secret`), with its expiry. */
+async function readStoredToken(store: ConfigStore): Promise<IssuedToken> {
+  const { config } = await store.read();
+  if (!config.api_secret) {
+    throw new LoginRequiredError('broker-config.json has no access token yet: log in to Kite', {
+      reason: 'no_refresh_token',
+    });
+  }
+  return { token: config.api_secret, expiresAt: config.access_token_expires_at };
+}
 
-  const getAccessToken = async (): Promise<string> => {
-    if (cached && now().getTime() < cached.usableUntil) return cached.token;
-    const { config } = await (await getStore()).read();
-    if (!config.api_secret)
-      throw new LoginRequiredError('broker-config.json has no access token yet: log in to Kite', {
-        reason: 'no_refresh_token',
-      });
-    remember(config.api_secret, config.access_token_expires_at);
-    return config.api_secret;
-  };
+/** The status to tell the refresh function: only ever 401 or 403 from this project's Kite client. */
+function rejectionStatus(e: unknown): 401 | 403 | undefined {
+  if (!(e instanceof KiteApiError)) return undefined;
+  if (e.status === 401) return 401;
+  return e.status === 403 ? 403 : undefined;
+}
 
-  const refreshAfterRejection = async (
-    failedAccessToken: string,
-    status: number | undefined,
-  ): Promise<string> => {
+/** Asks the refresh function the options name (or $KITE_REFRESH_FUNCTION) to replace a token Kite rejected. */
+function refresherFor(
+  options: KiteAuthOptions,
+): (failedAccessToken: string, status: 401 | 403 | undefined) => Promise<IssuedToken> {
+  let lambda = options.lambda;
+  return async (failedAccessToken, status) => {
     const functionName = options.refreshFunction ?? process.env.KITE_REFRESH_FUNCTION;
-    if (!functionName)
+    if (!functionName) {
       throw new ConfigError('set KITE_REFRESH_FUNCTION (the on-demand refresh function)', {
         field: 'KITE_REFRESH_FUNCTION',
       });
+    }
     lambda ??= new LambdaClient({});
-    const payload = { failedAccessToken, ...(status === 401 || status === 403 ? { status } : {}) };
-    let answer: OnDemandResponse;
+    const payload = status ? { failedAccessToken, status } : { failedAccessToken };
+    return tokenFromAnswer(await invokeRefreshFunction(lambda, functionName, payload));
+  };
+}
+
+/** A token source with its own cache, store and refresh function; the module-level functions share one. */
+export function createKiteAuth(options: KiteAuthOptions = {}): KiteAuth {
+  const cache = createTokenCache(options.now ?? (() => new Date()), options.marginMs ?? DEFAULT_MARGIN_MS);
+  const store = lazyStore(options);
+  const refresh = refresherFor(options);
+
+  const getAccessToken = async (): Promise<string> =>
+    cache.current() ?? cache.remember(await readStoredToken(await store()));
+
+  // The token was just rejected: whatever happens next, the cache must not serve it again.
+  const renew = async (rejected: string, e: unknown): Promise<string> => {
     try {
-      const out = await lambda.send(
-        new InvokeCommand({ FunctionName: functionName, Payload: Buffer.from(JSON.stringify(payload)) }),
-      );
-      const text = out.Payload ? Buffer.from(out.Payload).toString('utf8') : '';
-      if (out.FunctionError) {
-        const err = JSON.parse(text || '{}') as { errorType?: string; errorMessage?: string };
-        throw new TokenRefreshError(
-          `the refresh function failed: ${err.errorType ?? 'Error'}: ${err.errorMessage ?? ''}`,
-          { retryable: true },
-        );
-      }
-      answer = JSON.parse(text) as OnDemandResponse;
-    } catch (e: unknown) {
-      if (e instanceof TokenRefreshError) throw e;
-      throw new TokenRefreshError(
-        `could not invoke the refresh function ${functionName}: ${e instanceof Error ? e.name : String(e)}`,
-        {
-          retryable: true,
-          cause: e,
-        },
-      );
+      return cache.remember(await refresh(rejected, rejectionStatus(e)));
+    } catch (refreshError: unknown) {
+      cache.forget();
+      throw refreshError;
     }
-    if (answer.status === 'error') {
-      cached = undefined;
-      throw new TokenRefreshError(
-        `the refresh function answered ${answer.error.type}: ${answer.error.message}`,
-        {
-          retryable: answer.error.retryable,
-        },
-      );
+  };
+
+  const retryWith = async <T>(fn: (accessToken: string) => Promise<T>, token: string): Promise<T> => {
+    try {
+      return await fn(token);
+    } catch (retryError: unknown) {
+      if (isKiteAuthError(retryError)) cache.forget();
+      throw retryError;
     }
-    if (answer.status === 'login_required') {
-      cached = undefined;
-      throw new LoginRequiredError(`Kite needs a login${answer.loginUrl ? `: ${answer.loginUrl}` : ''}`, {
-        reason: answer.reason,
-      });
-    }
-    remember(answer.accessToken, answer.expiresAt);
-    return answer.accessToken;
   };
 
   return {
     getAccessToken,
-    clear: () => {
-      cached = undefined;
-    },
+    clear: () => cache.forget(),
     async withKiteAuth(fn) {
       const token = await getAccessToken();
       try {
         return await fn(token);
       } catch (e: unknown) {
         if (!isKiteAuthError(e)) throw e;
-        const status = e instanceof KiteApiError ? e.status : undefined;
-        let fresh: string;
-        try {
-          fresh = await refreshAfterRejection(token, status);
-        } catch (refreshError: unknown) {
-          // The cached token was just rejected: read the store again next time rather than serve it.
-          cached = undefined;
-          throw refreshError;
-        }
-        try {
-          return await fn(fresh);
-        } catch (retryError: unknown) {
-          if (isKiteAuthError(retryError)) cached = undefined;
-          throw retryError;
-        }
+        return retryWith(fn, await renew(token, e));
       }
     },
   };

@@ -4,6 +4,7 @@ import type { BrokerConfig } from '../engine/broker-config.ts';
 import type { RefreshOutcome } from '../engine/refresh-engine.ts';
 import type { Refresher } from '../engine/refresher.ts';
 import { classifyError, type ErrorKind, InputError, type LoginRequiredError } from '../shared/errors.ts';
+import type { OnDemandErrorType, OnDemandResponse } from '../shared/on-demand-response.ts';
 
 const payloadSchema = z.strictObject({
   failedAccessToken: z.optional(z.string().check(z.minLength(1), z.maxLength(1024))),
@@ -13,31 +14,7 @@ const payloadSchema = z.strictObject({
 
 export type OnDemandPayload = z.infer<typeof payloadSchema>;
 
-export type OnDemandResponse =
-  | {
-      status: 'refreshed' | 'already_fresh';
-      accessToken: string;
-      /** ISO-8601 with +05:30. */
-      expiresAt?: string;
-    }
-  | { status: 'login_required'; reason: LoginRequiredError['reason']; loginUrl?: string }
-  | {
-      status: 'error';
-      error: {
-        type:
-          | 'InvalidPayload'
-          | 'ConfigInvalid'
-          | 'StoreUnavailable'
-          | 'KiteUnavailable'
-          | 'KiteRejected'
-          | 'RefreshBusy'
-          | 'TokenNotStored';
-        message: string;
-        retryable: boolean;
-      };
-    };
-
-type OnDemandErrorType = Extract<OnDemandResponse, { status: 'error' }>['error']['type'];
+export type { OnDemandResponse };
 
 /** The answer's error type per kind of failure; a failure not listed here is a bug and is thrown. */
 const ERROR_TYPES: Partial<Record<ErrorKind, OnDemandErrorType>> = {

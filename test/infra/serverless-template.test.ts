@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { inflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_DIR, packageService, runOsls } from '../../scripts/package.ts';
+import { cleanEnv } from '../../testing/clean-env.ts';
 import { seedConfig, startSandbox } from '../support/fixtures.ts';
 import { endpointEnv, locationOf, seedCloud, startCloud, storeOn } from '../support/stores.ts';
 
@@ -355,6 +356,24 @@ function commonChecks(get: () => Packaged) {
       }
     });
 
+    it('ships no test server (the Kite sandbox or the S3, Secrets Manager, SNS and Lambda fakes) in any function', async () => {
+      const { outDir } = get();
+      for (const name of Object.keys(FUNCTIONS)) {
+        const maps = zipEntries(await readFile(join(outDir, `${name}.zip`))).filter((e) =>
+          e.name.endsWith('.map'),
+        );
+        // The source maps name every source file bundled into the function.
+        const sources = maps.flatMap(
+          (e) => (JSON.parse(e.read().toString('utf8')) as { sources: string[] }).sources,
+        );
+        expect(sources.filter((source) => /(^|\/)lib\//.test(source)).length, name).toBeGreaterThan(0);
+        expect(
+          sources.filter((source) => /(^|\/)(testing|test)\//.test(source)),
+          name,
+        ).toEqual([]);
+      }
+    });
+
     it('gives every function the store location, the app secret and the Powertools settings', () => {
       const { t } = get();
       for (const { logicalId } of Object.values(FUNCTIONS)) {
@@ -669,14 +688,13 @@ describe('the packaged functions (storeKind=s3)', () => {
           // Asynchronously: the servers it talks to run in this process.
           const child = await execFileAsync(process.execPath, ['--input-type=module', '-e', runner], {
             encoding: 'utf8',
-            env: {
-              ...process.env,
+            env: cleanEnv({
               ...endpointEnv(cloud),
               BROKER_CONFIG_URI: locationOf('s3'),
               KITE_API_SECRET_ID: 'kite-app',
               POWERTOOLS_LOG_LEVEL: 'SILENT',
               POWERTOOLS_METRICS_DISABLED: 'true',
-            },
+            }),
           });
           return JSON.parse(child.stdout) as { status: string; hasToken: boolean };
         };

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EXIT, runCli } from '../../lib/cli/cli.ts';
+import { cleanEnv } from '../../testing/clean-env.ts';
 import {
   leakedTokens,
   type SandboxFixture,
@@ -129,9 +130,7 @@ describe('the kite-token bin', () => {
     const child = spawnSync(
       process.execPath,
       ['bin/kite-token.ts', 'status', '--config', '/nonexistent/broker-config.json'],
-      {
-        encoding: 'utf8',
-      },
+      { encoding: 'utf8', env: cleanEnv() },
     );
     expect(child.status).toBe(EXIT.badInput);
     expect(child.stderr).toMatch(/^not found: .*does not exist\n$/);

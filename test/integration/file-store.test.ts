@@ -6,6 +6,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { ConfigError, ConflictError, NotFoundError, StoreError } from '../../lib/shared/errors.ts';
 import { FileStore } from '../../lib/store/file-store.ts';
+import { cleanEnv } from '../../testing/clean-env.ts';
 
 const base: BrokerConfig = {
   type: 'kite',
@@ -86,7 +87,10 @@ describe('FileStore', () => {
       const { config, version } = await store.read();
       await store.write({ ...config, api_secret: 'never-stored' }, version);
     `;
-    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      env: cleanEnv(),
+    });
     expect(child.signal).toBe('SIGKILL');
 
     const store = new FileStore({ path });

@@ -9,7 +9,7 @@ vi.hoisted(() => {
 
 import { handler as onDemandHandler } from '../../functions/on-demand-refresh.ts';
 import { handler as scheduledHandler } from '../../functions/scheduled-refresh.ts';
-import { createKiteAuth, isKiteAuthError } from '../../lib/client/kite-auth.ts';
+import { createKiteAuth, isKiteAuthError } from '../../lib/client/index.ts';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { toIsoIst } from '../../lib/engine/expiry.ts';
 import { metrics, resetLambdaContext } from '../../lib/lambda/context.ts';

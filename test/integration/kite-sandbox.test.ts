@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { cleanEnv } from '../../testing/clean-env.ts';
 import { type KiteSandbox, type KiteSandboxOptions, startKiteSandbox } from '../../testing/kite-sandbox.ts';
 
 const API_KEY = 'sandbox_test_key';
@@ -434,7 +435,7 @@ describe('startKiteSandbox', () => {
   it('runs as a command that prints its URL and api key', async () => {
     const script = fileURLToPath(new URL('../../scripts/kite-sandbox.ts', import.meta.url));
     const child = spawn(process.execPath, [script], {
-      env: { ...process.env, PORT: '0', KITE_API_KEY: 'cli_demo_key' },
+      env: cleanEnv({ PORT: '0', KITE_API_KEY: 'cli_demo_key' }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';

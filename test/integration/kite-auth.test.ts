@@ -1,0 +1,205 @@
+// The caller helper against the real LambdaClient and a Lambda Invoke endpoint on loopback: what it does with each
+// kind of answer the refresh function can give, and which Kite failures make it ask for one at all.
+import { rm, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  createKiteAuth,
+  isKiteAuthError,
+  KiteApiError,
+  LoginRequiredError,
+  type OnDemandResponse,
+  TokenRefreshError,
+} from '../../lib/client/index.ts';
+import { type InvokeHandler, type LambdaEmulator, startLambdaEmulator } from '../../testing/lambda-server.ts';
+import { writeTempConfig } from '../support/fixtures.ts';
+
+const STORED = 'stored-access-token-0001';
+const ISSUED = 'issued-access-token-0002';
+const REFRESHER = 'refresher';
+
+let lambda: LambdaEmulator;
+let configPath: string;
+
+beforeAll(async () => {
+  lambda = await startLambdaEmulator();
+});
+
+afterAll(() => lambda.close());
+
+beforeEach(async () => {
+  configPath = await writeTempConfig({
+    type: 'kite',
+    api_key: 'k',
+    api_secret: STORED,
+    access_token_expires_at: '2099-01-01T06:00:00+05:30',
+  });
+});
+
+afterEach(() => rm(dirname(configPath), { recursive: true, force: true }));
+
+const authAnswering = (answer: InvokeHandler) => {
+  lambda.register(REFRESHER, answer);
+  return createKiteAuth({
+    configUri: configPath,
+    refreshFunction: REFRESHER,
+    lambda: new LambdaClient({ endpoint: lambda.endpoint, region: 'ap-south-1' }),
+  });
+};
+
+const rejected = new KiteApiError('Incorrect `api_key` or `access_token`.', {
+  status: 403,
+  errorType: 'TokenException',
+});
+
+/** A Kite call that rejects `dead` and returns the token it was given otherwise. */
+const kiteCall = (dead: string) => async (token: string) => {
+  if (token === dead) throw rejected;
+  return token;
+};
+
+describe('createKiteAuth', () => {
+  it('retries with the token the refresh function returns after Kite rejects the stored one', async () => {
+    const answer: OnDemandResponse = { status: 'refreshed', accessToken: ISSUED };
+    const auth = authAnswering(async () => answer);
+
+    expect(await auth.withKiteAuth(kiteCall(STORED))).toBe(ISSUED);
+    expect(await auth.getAccessToken()).toBe(ISSUED);
+  });
+
+  it('throws a retryable TokenRefreshError when the refresh function itself fails', async () => {
+    const auth = authAnswering(async () => {
+      throw new Error('out of memory');
+    });
+
+    const failure = auth.withKiteAuth(kiteCall(STORED));
+
+    await expect(failure).rejects.toBeInstanceOf(TokenRefreshError);
+    await expect(failure).rejects.toMatchObject({
+      retryable: true,
+      message: 'the refresh function failed: Error: out of memory',
+    });
+  });
+
+  it('passes on whether an error answer is worth retrying, and reads the store again afterwards', async () => {
+    const answer: OnDemandResponse = {
+      status: 'error',
+      error: { type: 'KiteRejected', message: '400 InputException: bad', retryable: false },
+    };
+    const auth = authAnswering(async () => answer);
+    await auth.getAccessToken();
+
+    await expect(auth.withKiteAuth(kiteCall(STORED))).rejects.toMatchObject({
+      name: 'TokenRefreshError',
+      retryable: false,
+      message: 'the refresh function answered KiteRejected: 400 InputException: bad',
+    });
+    await writeFile(
+      configPath,
+      JSON.stringify({ type: 'kite', api_key: 'k', api_secret: 'replaced-by-hand' }),
+    );
+    expect(await auth.getAccessToken()).toBe('replaced-by-hand');
+  });
+
+  it('throws LoginRequiredError with the login link when the refresh function says Kite needs a login', async () => {
+    const answer: OnDemandResponse = {
+      status: 'login_required',
+      reason: 'refresh_token_rejected',
+      loginUrl: 'https://login.example/',
+    };
+    const auth = authAnswering(async () => answer);
+
+    const failure = auth.withKiteAuth(kiteCall(STORED));
+
+    await expect(failure).rejects.toBeInstanceOf(LoginRequiredError);
+    await expect(failure).rejects.toMatchObject({
+      reason: 'refresh_token_rejected',
+      message: 'Kite needs a login: https://login.example/',
+    });
+  });
+
+  it('refuses an answer without a token instead of handing the caller undefined', async () => {
+    const auth = authAnswering(async () => ({ status: 'refreshed' }));
+
+    await expect(auth.withKiteAuth(kiteCall(STORED))).rejects.toMatchObject({
+      name: 'TokenRefreshError',
+      retryable: false,
+    });
+  });
+
+  it('throws a retryable TokenRefreshError, keeping the cause, when the function cannot be invoked', async () => {
+    const auth = createKiteAuth({
+      configUri: configPath,
+      refreshFunction: 'missing',
+      lambda: new LambdaClient({ endpoint: lambda.endpoint, region: 'ap-south-1' }),
+    });
+
+    const error = await auth.withKiteAuth(kiteCall(STORED)).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(TokenRefreshError);
+    expect(error).toMatchObject({
+      retryable: true,
+      message: 'could not invoke the refresh function missing: ResourceNotFoundException',
+    });
+    expect((error as TokenRefreshError).cause).toBeInstanceOf(Error);
+  });
+
+  it('names KITE_REFRESH_FUNCTION when no refresh function is configured', async () => {
+    const auth = createKiteAuth({ configUri: configPath });
+
+    await expect(auth.withKiteAuth(kiteCall(STORED))).rejects.toMatchObject({
+      name: 'ConfigError',
+      field: 'KITE_REFRESH_FUNCTION',
+    });
+  });
+
+  it('names BROKER_CONFIG_URI when no store is configured', async () => {
+    const auth = createKiteAuth();
+
+    await expect(auth.getAccessToken()).rejects.toBeInstanceOf(ConfigError);
+    await expect(auth.getAccessToken()).rejects.toMatchObject({ field: 'BROKER_CONFIG_URI' });
+  });
+
+  it('tells the refresh function the status Kite answered with', async () => {
+    const events: unknown[] = [];
+    const auth = authAnswering(async (event) => {
+      events.push(event);
+      return { status: 'refreshed', accessToken: ISSUED };
+    });
+
+    await auth.withKiteAuth(kiteCall(STORED));
+
+    expect(events).toEqual([{ failedAccessToken: STORED, status: 403 }]);
+  });
+});
+
+describe('isKiteAuthError', () => {
+  const kite = (status: number, errorType: string) => new KiteApiError('x', { status, errorType });
+
+  it('counts a 401 or 403 from Kite as a dead token when it names TokenException or no error type', () => {
+    expect(isKiteAuthError(kite(403, 'TokenException'))).toBe(true);
+    expect(isKiteAuthError(kite(401, 'TokenException'))).toBe(true);
+    expect(isKiteAuthError(kite(403, ''))).toBe(true);
+    expect(isKiteAuthError(kite(401, ''))).toBe(true);
+  });
+
+  it('does not count other Kite failures as a dead token', () => {
+    expect(isKiteAuthError(kite(403, 'PermissionException'))).toBe(false);
+    expect(isKiteAuthError(kite(401, 'InputException'))).toBe(false);
+    expect(isKiteAuthError(kite(400, 'TokenException'))).toBe(false);
+    expect(isKiteAuthError(kite(500, ''))).toBe(false);
+  });
+
+  it('reads the status and error type of other clients’ errors under the names they use', () => {
+    expect(isKiteAuthError({ error_type: 'TokenException', status: 400 })).toBe(true);
+    expect(isKiteAuthError({ errorType: 'PermissionException', status: 403 })).toBe(false);
+    expect(isKiteAuthError({ statusCode: 401 })).toBe(true);
+    expect(isKiteAuthError({ status_code: 403 })).toBe(true);
+    expect(isKiteAuthError({ response: { status: 403 } })).toBe(true);
+    expect(isKiteAuthError({ status: 429 })).toBe(false);
+    expect(isKiteAuthError('403')).toBe(false);
+    expect(isKiteAuthError(null)).toBe(false);
+  });
+});
