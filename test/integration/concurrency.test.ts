@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type RefreshDeps, refreshToken } from '../../lib/engine/refresh-engine.ts';
 import { KiteClient } from '../../lib/kite/client.ts';
 import type { ConfigStore } from '../../lib/store/config-store.ts';
+import { cleanEnv } from '../../testing/clean-env.ts';
 import {
   API_KEY,
   captureLog,
@@ -93,7 +94,7 @@ function worker(env: Record<string, string>): {
   pid: number | undefined;
 } {
   const child = spawn(process.execPath, [workerBundle], {
-    env: { ...process.env, ...env },
+    env: cleanEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
