@@ -83,9 +83,12 @@ export function tokenFromAnswer(answer: OnDemandResponse): IssuedToken {
         },
       );
     case 'login_required':
-      throw new LoginRequiredError(`Kite needs a login${answer.loginUrl ? `: ${answer.loginUrl}` : ''}`, {
-        reason: answer.reason,
-      });
+      throw new LoginRequiredError(
+        answer.loginUrl
+          ? 'Kite needs a login: open the link in this error’s loginUrl field'
+          : 'Kite needs a login',
+        { reason: answer.reason, loginUrl: answer.loginUrl },
+      );
     default:
       return { token: answer.accessToken, expiresAt: answer.expiresAt };
   }

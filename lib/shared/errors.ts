@@ -70,13 +70,22 @@ export class KiteNetworkError extends AppError {
   }
 }
 
-/** No refresh token, or Kite rejected it: a human must log in (once a day for ordinary Kite apps). */
+/**
+ * No refresh token, or Kite rejected it: a human must log in (once a day for ordinary Kite apps). `loginUrl`, when
+ * known, is a one-click login link; it carries a live signed state, so it is a field, never part of the message,
+ * which ends up in logs.
+ */
 export class LoginRequiredError extends AppError {
   override name = 'LoginRequiredError';
   readonly reason: 'no_refresh_token' | 'refresh_token_rejected';
-  constructor(message: string, options: AppErrorOptions & { reason: LoginRequiredError['reason'] }) {
+  readonly loginUrl: string | undefined;
+  constructor(
+    message: string,
+    options: AppErrorOptions & { reason: LoginRequiredError['reason']; loginUrl?: string | undefined },
+  ) {
     super(message, { retryable: false, cause: options.cause });
     this.reason = options.reason;
+    this.loginUrl = options.loginUrl;
   }
 }
 

@@ -103,7 +103,7 @@ describe('createKiteAuth', () => {
     expect(await auth.getAccessToken()).toBe('replaced-by-hand');
   });
 
-  it('throws LoginRequiredError with the login link when the refresh function says Kite needs a login', async () => {
+  it('throws LoginRequiredError with the login link as a field, never in its message', async () => {
     const answer: OnDemandResponse = {
       status: 'login_required',
       reason: 'refresh_token_rejected',
@@ -116,8 +116,11 @@ describe('createKiteAuth', () => {
     await expect(failure).rejects.toBeInstanceOf(LoginRequiredError);
     await expect(failure).rejects.toMatchObject({
       reason: 'refresh_token_rejected',
-      message: 'Kite needs a login: https://login.example/',
+      loginUrl: 'https://login.example/',
     });
+    const error: unknown = await failure.catch((e: unknown) => e);
+    expect(String((error as Error).message)).not.toContain('login.example');
+    expect(String(error)).not.toContain('login.example');
   });
 
   it('refuses an answer without a token instead of handing the caller undefined', async () => {
