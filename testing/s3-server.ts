@@ -44,6 +44,8 @@ export interface S3Emulator {
   /** e.g. http://127.0.0.1:43123 — use with forcePathStyle. */
   readonly endpoint: string;
   readonly port: number;
+  /** The account id that owns the buckets. */
+  readonly bucketOwner: string;
   /** Every request answered, in order. The same array for the emulator's life; resetRequests empties it. */
   readonly requests: S3RequestRecord[];
   resetRequests(): void;
@@ -67,7 +69,11 @@ export interface S3Emulator {
 export interface S3EmulatorOptions {
   port?: number;
   buckets?: string[];
+  /** The account id that owns every bucket, checked against x-amz-expected-bucket-owner. Default 000000000000. */
+  bucketOwner?: string;
 }
+
+export const DEFAULT_BUCKET_OWNER = '000000000000';
 
 /** Percent-decodes bucket and key in place, as S3 does; a malformed escape is S3's InvalidURI. */
 function decodePath(ctx: RequestContext): void {
@@ -83,6 +89,14 @@ function decodePath(ctx: RequestContext): void {
 function checkSigned(ctx: RequestContext): void {
   const presigned = [...ctx.query.keys()].some((k) => k.toLowerCase() === 'x-amz-signature');
   if (ctx.headers.authorization === undefined && !presigned) {
+    throw new S3HttpError(403, 'AccessDenied', DEFAULT_MESSAGES.AccessDenied ?? '');
+  }
+}
+
+/** As S3 does: a request that names another account as the bucket's expected owner is refused, whatever it asks. */
+function checkExpectedOwner(ctx: RequestContext, owner: string): void {
+  const expected = ctx.headers['x-amz-expected-bucket-owner'];
+  if (expected !== undefined && expected !== owner) {
     throw new S3HttpError(403, 'AccessDenied', DEFAULT_MESSAGES.AccessDenied ?? '');
   }
 }
@@ -124,6 +138,7 @@ class FaultQueue {
 }
 
 interface EmulatorState {
+  owner: string;
   objects: ObjectStore;
   faults: FaultQueue;
   requests: S3RequestRecord[];
@@ -135,6 +150,7 @@ async function answerTo(state: EmulatorState, ctx: RequestContext): Promise<Answ
     decodePath(ctx);
     if (state.latencyMs > 0) await sleep(state.latencyMs);
     checkSigned(ctx);
+    checkExpectedOwner(ctx, state.owner);
     const fault = state.faults.take(ctx.method);
     if (fault) {
       if (fault.delayMs) await sleep(fault.delayMs);
@@ -171,6 +187,7 @@ async function handle(state: EmulatorState, req: IncomingMessage, res: ServerRes
 
 export async function startS3Emulator(options: S3EmulatorOptions = {}): Promise<S3Emulator> {
   const state: EmulatorState = {
+    owner: options.bucketOwner ?? DEFAULT_BUCKET_OWNER,
     objects: new ObjectStore(options.buckets),
     faults: new FaultQueue(),
     requests: [],
@@ -204,6 +221,7 @@ export async function startS3Emulator(options: S3EmulatorOptions = {}): Promise<
   return {
     endpoint: `http://127.0.0.1:${port}`,
     port,
+    bucketOwner: state.owner,
     requests,
     resetRequests() {
       requests.length = 0;

@@ -15,14 +15,17 @@ const USAGE = `Usage: kite-token <command> [options]
 Commands:
   refresh [--config LOCATION] [--force]   Renew the access token if it is due (or always, with --force)
   status  [--config LOCATION]             Token age, expiry, mode and whether a refresh is due
-  login-url [--config LOCATION]           Print a Kite login link (works for 10 minutes) for the daily login
-  exchange --request-token TOKEN [--state STATE] [--config LOCATION]
+  login-url [--config LOCATION] [--stage STAGE]
+                                          Print a Kite login link (works once, for 10 minutes) for the daily login
+  exchange --request-token TOKEN [--state STATE] [--config LOCATION] [--stage STAGE]
                                           Store the token of a login whose redirect you copied by hand
   demo                                    Run a refresh against the bundled Kite sandbox and a throwaway file
 
 LOCATION is a path, file://…, s3://bucket/key or secretsmanager://<name-or-arn>;
 default $BROKER_CONFIG_URI, then ./broker-config.json.
 The Kite app secret comes from KITE_API_SECRET, or from the secret named by KITE_API_SECRET_ID.
+STAGE is the deployment's login state scope (its LOGIN_STATE_SCOPE, default $LOGIN_STATE_SCOPE): a link works
+only at a login callback deployed with the same.
 
 Daily login: open the login-url link and log in to Kite. Kite sends the browser to the app's redirect URL
 (Kite developer console); when that is the login-callback function's URL, the token is stored right there.
@@ -61,6 +64,7 @@ function parseOptions(argv: string[]) {
         force: { type: 'boolean', default: false },
         'request-token': { type: 'string' },
         state: { type: 'string' },
+        stage: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -90,6 +94,9 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
   if (command !== 'exchange' && (values['request-token'] !== undefined || values.state !== undefined)) {
     throw new InputError('--request-token and --state belong to the exchange command');
   }
+  if (values.stage !== undefined && command !== 'exchange' && command !== 'login-url') {
+    throw new InputError('--stage belongs to the login-url and exchange commands');
+  }
   const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!run) throw new InputError(`unknown command "${command}" (try --help)`);
   return run(
@@ -98,6 +105,7 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
       force: values.force,
       requestToken: values['request-token'],
       state: values.state,
+      stage: values.stage,
     },
     io,
   );

@@ -18,6 +18,8 @@ export interface CommandOptions {
   force: boolean;
   requestToken: string | undefined;
   state: string | undefined;
+  /** The deployment stage whose login callback takes the link (its LOGIN_STATE_SCOPE). */
+  stage: string | undefined;
 }
 
 export type Command = (options: CommandOptions, io: CliIo) => Promise<number>;
@@ -29,6 +31,19 @@ function configLocation(flag: string | undefined): string {
 /** Human-readable log lines on stderr, so stdout carries only a command's answer. */
 function consoleLog(io: CliIo): Log {
   return createConsoleLog({ write: (line) => io.stderr(`${line}\n`) });
+}
+
+/**
+ * The login state scope: --stage, else LOGIN_STATE_SCOPE, else none. It must be the deployment's, or the callback
+ * refuses the link (and this command refuses the state of a link minted for another stage).
+ */
+function stateScope(options: CommandOptions): string | undefined {
+  const scope = options.stage ?? process.env.LOGIN_STATE_SCOPE;
+  if (!scope) return undefined;
+  if (!/^[A-Za-z0-9._:/-]{1,128}$/.test(scope)) {
+    throw new InputError('--stage (LOGIN_STATE_SCOPE) must be 1 to 128 letters, digits or . _ : / -');
+  }
+  return scope;
 }
 
 async function readConfig(flag: string | undefined) {
@@ -63,17 +78,19 @@ const status: Command = async (options, io) => {
 };
 
 const loginUrl: Command = async (options, io) => {
+  const scope = stateScope(options);
   const { config } = await readConfig(options.config);
   const link = buildLoginLink({
     apiKey: config.api_key,
     appSecret: await loadAppSecret(),
     loginRoot: loginRootFor(config),
+    scope,
   });
   // The link alone on stdout, so `open "$(kite-token login-url)"` works; the guidance goes to stderr.
   io.stdout(`${link}\n`);
   io.stderr(
     [
-      `Open the link above and log in to Kite${config.user_id ? ` as ${config.user_id}` : ''}; it works for 10 minutes.`,
+      `Open the link above and log in to Kite${config.user_id ? ` as ${config.user_id}` : ''}; it works once, for 10 minutes.`,
       'Kite then sends the browser to the redirect URL registered for this app (api_key ' +
         `${config.api_key}) in the Kite developer console, https://developers.kite.trade/apps.`,
       "Register the login-callback function's URL there and the token is stored in that one step.",
@@ -88,6 +105,7 @@ const loginUrl: Command = async (options, io) => {
 const exchange: Command = async (options, io) => {
   const requestToken = options.requestToken;
   if (!requestToken) throw new InputError('exchange needs --request-token (from the login redirect)');
+  const scope = stateScope(options);
   const appSecret = await loadAppSecret();
   const log = consoleLog(io);
   const refresher = await createRefresher({ configUri: configLocation(options.config), appSecret, log });
@@ -97,6 +115,10 @@ const exchange: Command = async (options, io) => {
     appSecret,
     requestToken,
     state: options.state,
+    stateScope: scope,
+    // The person at the terminal holds the app secret and write access to the store, so could set user_id by hand:
+    // a first login here may pin the account it was made with.
+    allowFirstLoginPin: true,
     log,
   });
   io.stdout(`${loginSummary(result)}\n`);

@@ -18,12 +18,18 @@ export interface LoginLinkInput {
   now?: Date;
   /** Default Kite's login site; the sandbox serves /connect/login at its url. */
   loginRoot?: string;
-  /** How long the link works. Default 10 minutes. */
+  /** How long the link works. Default 10 minutes, at most MAX_LOGIN_STATE_TTL_MS (3 h). */
   ttlMs?: number;
+  /** The deployment's state scope (its stage): the callback that takes the link must use the same. Default none. */
+  scope?: string | undefined;
 }
 
-/** The Kite login URL with a fresh signed state in redirect_params; Kite hands it back to the redirect URL. */
+/**
+ * The Kite login URL with a fresh signed state in redirect_params; Kite hands it back to the redirect URL. The link
+ * works for one login.
+ */
 export function buildLoginLink(input: LoginLinkInput): string {
-  const state = createLoginState(loginStateKey(input.appSecret), input.now ?? new Date(), input.ttlMs);
+  const key = loginStateKey(input.appSecret, input.scope);
+  const state = createLoginState(key, input.now ?? new Date(), input.ttlMs);
   return loginUrl(input.apiKey, { state }, input.loginRoot ?? KITE_LOGIN_ROOT);
 }

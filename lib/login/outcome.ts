@@ -17,7 +17,10 @@ export type LoginFailure =
   | 'missing_state'
   | 'bad_state'
   | 'expired_state'
+  | 'state_used'
+  | 'too_many_attempts'
   | 'wrong_account'
+  | 'account_not_pinned'
   | 'request_token_used'
   | 'kite_unavailable'
   | 'kite_refused'
@@ -30,7 +33,10 @@ const STATUS: Record<LoginFailure, number> = {
   missing_state: 400,
   bad_state: 403,
   expired_state: 403,
+  state_used: 410,
+  too_many_attempts: 429,
   wrong_account: 403,
+  account_not_pinned: 403,
   request_token_used: 410,
   kite_unavailable: 502,
   kite_refused: 502,

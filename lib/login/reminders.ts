@@ -7,8 +7,12 @@ import { buildLoginLink, loginRootFor } from './link.ts';
 
 export const DEFAULT_FIRST_REMINDER_IST = '08:00';
 export const DEFAULT_FOLLOW_UP_IST = '09:00';
-/** A reminder's link outlives the ten minutes of a terminal's: people read mail late. */
-export const REMINDER_LINK_TTL_MS = 12 * 60 * 60_000;
+/**
+ * A reminder's link outlives the ten minutes of a terminal's, since people read mail late, but only by what a morning
+ * needs: the 08:00 reminder's link works until 10:00, past the 09:15 market open, and the 09:00 follow-up brings a
+ * fresh one. A mailbox holds no link that still works in the afternoon.
+ */
+export const REMINDER_LINK_TTL_MS = 2 * 60 * 60_000;
 const FOLLOW_UP_SLACK_MS = 10 * 60_000;
 
 /**
@@ -197,7 +201,7 @@ export function reminderMessage(
     'Log in here (your Kite password and TOTP as usual):',
     link,
     '',
-    `The link works until ${info.linkExpiresAt ? formatIst(info.linkExpiresAt) : 'later today'}. ` +
+    `The link works once, until ${info.linkExpiresAt ? formatIst(info.linkExpiresAt) : 'later today'}. ` +
       `Once you see "Logged in as${account ? ` ${account}` : ' …'}", the token is stored and nothing else is needed.`,
     'From a terminal instead: kite-token login-url',
   ].join('\n');
@@ -218,10 +222,16 @@ export interface ReminderPlan {
 
 /**
  * decideReminder plus the message with a fresh login link: everything a scheduled run needs, or null when no
- * reminder is due. `appSecret` is the Kite app secret (the link's state key derives from it).
+ * reminder is due. `appSecret` is the Kite app secret (the link's state key derives from it, with `stateScope`).
  */
 export function planReminder(
-  input: ReminderInput & { appSecret: string; loginRoot?: string; linkTtlMs?: number },
+  input: ReminderInput & {
+    appSecret: string;
+    loginRoot?: string;
+    linkTtlMs?: number;
+    /** The deployment's state scope (LOGIN_STATE_SCOPE): the same the login callback verifies with. */
+    stateScope?: string | undefined;
+  },
 ): ReminderPlan | null {
   const decision = decideReminder(input);
   if (!decision.send || !decision.state) return null;
@@ -232,6 +242,7 @@ export function planReminder(
     now: input.now,
     loginRoot: input.loginRoot ?? loginRootFor(input.config),
     ttlMs,
+    scope: input.stateScope,
   });
   const { subject, body } = reminderMessage(link, decision.send, {
     now: input.now,

@@ -4,8 +4,11 @@ import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
 
 /** How long a login link works when nobody says otherwise: long enough to type a password and a TOTP. */
 export const LOGIN_STATE_TTL_MS = 10 * 60_000;
-/** No state lives longer than this, whatever TTL it was signed with. */
-export const MAX_LOGIN_STATE_TTL_MS = 24 * 60 * 60_000;
+/**
+ * No state lives longer than this, whatever TTL it was signed with: a morning's reminder at 08:00 needs its link
+ * until a bit after the 09:15 market open, and a link that lives longer is only a longer chance for someone else.
+ */
+export const MAX_LOGIN_STATE_TTL_MS = 3 * 60 * 60_000;
 /** A state stamped slightly ahead of this clock (a laptop's link checked by Lambda) is still accepted. */
 const CLOCK_SKEW_MS = 2 * 60_000;
 /**
@@ -15,11 +18,20 @@ const CLOCK_SKEW_MS = 2 * 60_000;
  */
 const STATE_KEY_INFO = 'kite-token-refresh/login-state/v1';
 const STATE_VERSION = 'v1';
+const SCOPE_SHAPE = /^[A-Za-z0-9._:/-]{1,128}$/;
 
-/** The HMAC key for login states, derived (HKDF-SHA256) from the Kite app secret. */
-export function loginStateKey(appSecret: string): Buffer {
+/**
+ * The HMAC key for login states, derived (HKDF-SHA256) from the Kite app secret. `scope` (the deployment's stage,
+ * LOGIN_STATE_SCOPE) goes into the HKDF info, so a state minted for one stage does not verify on another that shares
+ * the app secret. Without a scope the key is the unscoped one every earlier release used.
+ */
+export function loginStateKey(appSecret: string, scope?: string): Buffer {
   if (!appSecret) throw new RangeError('loginStateKey: the Kite app secret is required');
-  return Buffer.from(hkdfSync('sha256', appSecret, Buffer.alloc(0), STATE_KEY_INFO, 32));
+  if (scope !== undefined && scope !== '' && !SCOPE_SHAPE.test(scope)) {
+    throw new RangeError('loginStateKey: the scope must be 1 to 128 letters, digits or . _ : / -');
+  }
+  const info = scope ? `${STATE_KEY_INFO}/scope=${scope}` : STATE_KEY_INFO;
+  return Buffer.from(hkdfSync('sha256', appSecret, Buffer.alloc(0), info, 32));
 }
 
 function mac(key: Buffer, payload: string): Buffer {
@@ -45,15 +57,17 @@ export function createLoginState(key: Buffer, now = new Date(), ttlMs = LOGIN_ST
 
 export type LoginStateProblem = 'missing' | 'malformed' | 'bad_signature' | 'expired' | 'from_the_future';
 
+/** On success, `nonce` names this state (and no other) for single use; it is not a secret on its own. */
 export type LoginStateCheck =
-  | { ok: true; issuedAt: Date; expiresAt: Date }
+  | { ok: true; issuedAt: Date; expiresAt: Date; nonce: string }
   | { ok: false; reason: LoginStateProblem };
 
 const STATE_SHAPE = /^v1\.(\d{1,15})\.(\d{1,6})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{43})$/;
 
 /**
- * Checks a state's signature (constant time) and age. It expires after the TTL signed into it, or after
- * `maxAgeMs` when that is shorter; a state stamped more than two minutes ahead of `now` is refused.
+ * Checks a state's signature (constant time) and age. It expires after the TTL signed into it, capped at
+ * MAX_LOGIN_STATE_TTL_MS (a longer-lived link from an earlier release lives only that long), or after `maxAgeMs`
+ * when that is shorter; a state stamped more than two minutes ahead of `now` is refused.
  */
 export function verifyLoginState(
   key: Buffer,
@@ -64,7 +78,7 @@ export function verifyLoginState(
   if (!state) return { ok: false, reason: 'missing' };
   const match = STATE_SHAPE.exec(state);
   if (!match) return { ok: false, reason: 'malformed' };
-  const [, issued, ttl, , signature] = match as unknown as [string, string, string, string, string];
+  const [, issued, ttl, nonce, signature] = match as unknown as [string, string, string, string, string];
   const payload = state.slice(0, state.lastIndexOf('.'));
   // Compared as canonical text: decoding would let several spellings of one MAC through.
   const given = Buffer.from(signature, 'ascii');
@@ -73,11 +87,10 @@ export function verifyLoginState(
     return { ok: false, reason: 'bad_signature' };
   }
   const issuedAt = Number(issued);
-  const ttlMs = Number(ttl) * 1000;
-  if (ttlMs > MAX_LOGIN_STATE_TTL_MS) return { ok: false, reason: 'malformed' };
+  const ttlMs = Math.min(Number(ttl) * 1000, MAX_LOGIN_STATE_TTL_MS);
   const age = now.getTime() - issuedAt;
   if (age < -CLOCK_SKEW_MS) return { ok: false, reason: 'from_the_future' };
   const limit = Math.min(ttlMs, maxAgeMs ?? ttlMs);
   if (age > limit) return { ok: false, reason: 'expired' };
-  return { ok: true, issuedAt: new Date(issuedAt), expiresAt: new Date(issuedAt + limit) };
+  return { ok: true, issuedAt: new Date(issuedAt), expiresAt: new Date(issuedAt + limit), nonce };
 }

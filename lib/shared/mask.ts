@@ -6,3 +6,12 @@ export function maskToken(token: string | undefined | null): string {
   const shown = token.length >= 12 ? 4 : Math.floor(token.length / 3);
   return `${token.slice(0, shown)}…`;
 }
+
+/** `text` with every whole occurrence of each secret replaced by its mask: for error text that may echo one. */
+export function redactSecrets(text: string, secrets: ReadonlyArray<string | undefined>): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret && secret.length >= 8) out = out.split(secret).join(maskToken(secret));
+  }
+  return out;
+}

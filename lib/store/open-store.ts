@@ -38,8 +38,22 @@ export function parseStoreLocation(uri: string, setting = 'BROKER_CONFIG_URI'): 
   return { kind: 'file', path: value };
 }
 
+export interface OpenStoreOptions {
+  /**
+   * For s3:// locations: the AWS account id that must own the bucket (S3's ExpectedBucketOwner). Default
+   * BROKER_CONFIG_BUCKET_OWNER; unset, S3 does not check the owner.
+   */
+  expectedBucketOwner?: string | undefined;
+  /** For s3:// locations: SSE-KMS key. Default BROKER_CONFIG_KMS_KEY_ID; unset, SSE-S3. */
+  kmsKeyId?: string | undefined;
+}
+
 /** Opens the store a location names. AWS clients take endpoints from the standard AWS_ENDPOINT_URL* variables. */
-export async function openStore(uri: string, setting?: string): Promise<ConfigStore> {
+export async function openStore(
+  uri: string,
+  setting?: string,
+  options: OpenStoreOptions = {},
+): Promise<ConfigStore> {
   const location = parseStoreLocation(uri, setting);
   switch (location.kind) {
     case 'file': {
@@ -48,10 +62,13 @@ export async function openStore(uri: string, setting?: string): Promise<ConfigSt
     }
     case 's3': {
       const { S3Store } = await import('./s3-store.ts');
+      const kmsKeyId = options.kmsKeyId ?? process.env.BROKER_CONFIG_KMS_KEY_ID;
+      const owner = options.expectedBucketOwner ?? process.env.BROKER_CONFIG_BUCKET_OWNER;
       return new S3Store({
         bucket: location.bucket,
         key: location.key,
-        ...(process.env.BROKER_CONFIG_KMS_KEY_ID ? { kmsKeyId: process.env.BROKER_CONFIG_KMS_KEY_ID } : {}),
+        ...(kmsKeyId ? { kmsKeyId } : {}),
+        ...(owner ? { expectedBucketOwner: owner } : {}),
       });
     }
     case 'secretsmanager': {

@@ -26,6 +26,11 @@ export interface S3StoreOptions extends ClientOptions<S3Client, S3ClientConfig> 
   key: string;
   /** Encrypt with this KMS key (SSE-KMS) instead of S3-managed keys (SSE-S3). */
   kmsKeyId?: string;
+  /**
+   * The AWS account id that must own the bucket (ExpectedBucketOwner on every request). S3 answers 403 when another
+   * account owns it, so a bucket deleted and re-created by someone else under the same name is never read or written.
+   */
+  expectedBucketOwner?: string;
   /** How often a PUT that S3 answered with 409 ConditionalRequestConflict is sent again, and the first pause. */
   conflictRetry?: { attempts?: number; baseDelayMs?: number };
 }
@@ -58,6 +63,7 @@ export class S3Store implements ConfigStore {
   readonly rescueKey: string;
   readonly #client: () => S3Client;
   readonly #kmsKeyId: string | undefined;
+  readonly #owner: { ExpectedBucketOwner: string } | Record<string, never>;
   readonly #conflictAttempts: number;
   readonly #conflictDelayMs: number;
   /** The last document seen, so a warm read can ask S3 only whether it changed. */
@@ -72,6 +78,12 @@ export class S3Store implements ConfigStore {
     this.location = `s3://${options.bucket}/${options.key}`;
     this.#client = lazyClient(options, createS3Client);
     this.#kmsKeyId = options.kmsKeyId;
+    if (options.expectedBucketOwner && !/^\d{12}$/.test(options.expectedBucketOwner)) {
+      throw new ConfigError('the expected bucket owner must be a 12-digit AWS account id', {
+        field: 'expectedBucketOwner',
+      });
+    }
+    this.#owner = options.expectedBucketOwner ? { ExpectedBucketOwner: options.expectedBucketOwner } : {};
     this.#conflictAttempts = Math.max(1, options.conflictRetry?.attempts ?? DEFAULT_CONFLICT_ATTEMPTS);
     this.#conflictDelayMs = options.conflictRetry?.baseDelayMs ?? DEFAULT_CONFLICT_DELAY_MS;
   }
@@ -85,6 +97,7 @@ export class S3Store implements ConfigStore {
         new GetObjectCommand({
           Bucket: this.bucket,
           Key: this.key,
+          ...this.#owner,
           ...(cached ? { IfNoneMatch: cached.etag } : {}),
         }),
       );
@@ -123,6 +136,7 @@ export class S3Store implements ConfigStore {
       Key: this.key,
       Body: text,
       ContentType: 'application/json',
+      ...this.#owner,
       ...(expectedVersion === null ? { IfNoneMatch: '*' } : { IfMatch: expectedVersion }),
       ...this.#encryption(),
     };
@@ -178,6 +192,7 @@ export class S3Store implements ConfigStore {
           Key: this.rescueKey,
           Body: `${JSON.stringify(tokens, null, 2)}\n`,
           ContentType: 'application/json',
+          ...this.#owner,
           ...this.#encryption(),
         }),
       );
@@ -190,7 +205,7 @@ export class S3Store implements ConfigStore {
     let text: string;
     try {
       const out = await this.#client().send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.rescueKey }),
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.rescueKey, ...this.#owner }),
       );
       text = (await out.Body?.transformToString('utf8')) ?? '';
     } catch (e: unknown) {
@@ -202,7 +217,9 @@ export class S3Store implements ConfigStore {
 
   async clearRescue(): Promise<void> {
     try {
-      await this.#client().send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.rescueKey }));
+      await this.#client().send(
+        new DeleteObjectCommand({ Bucket: this.bucket, Key: this.rescueKey, ...this.#owner }),
+      );
     } catch (e: unknown) {
       if (awsErrorFacts(e).name === 'NoSuchKey') return;
       throw awsStoreError('DeleteObject', this.#rescueLocation, e);

@@ -149,6 +149,64 @@ describe('kite-token exchange', () => {
     expect(leakedTokens(fx.sandbox, tampered.stderr + used.stderr)).toEqual([]);
   });
 
+  it('pins the account on a first login at the terminal, since whoever runs it can set user_id anyway', async () => {
+    const { path } = await seed({ user_id: undefined });
+
+    const run = await cli('exchange', '--config', path, '--request-token', fx.sandbox.issueRequestToken());
+
+    expect(run.code).toBe(EXIT.ok);
+    expect((JSON.parse(await readFile(path, 'utf8')) as BrokerConfig).user_id).toBe('XX0000');
+  });
+
+  it('refuses a state that already completed a login, writing nothing', async () => {
+    const { path } = await seed();
+    const link = (await cli('login-url', '--config', path)).stdout.trim();
+    const first = await logInThrough(link);
+    const exchange = (query: URLSearchParams) =>
+      cli(
+        'exchange',
+        '--config',
+        path,
+        '--request-token',
+        query.get('request_token') ?? '',
+        '--state',
+        query.get('state') ?? '',
+      );
+    expect((await exchange(first)).code).toBe(EXIT.ok);
+    const after = await readFile(path, 'utf8');
+
+    const again = await exchange(await logInThrough(link));
+
+    expect(again.code).toBe(EXIT.badInput);
+    expect(again.stderr).toMatch(/^login failed: This login link was already used/m);
+    expect(fx.sandbox.calls['POST /session/token']).toBe(1);
+    expect(await readFile(path, 'utf8')).toBe(after);
+  });
+
+  it('mints and checks states for the stage named by --stage or LOGIN_STATE_SCOPE', async () => {
+    const { path, bytes } = await seed();
+    const link = (await cli('login-url', '--config', path, '--stage', 'prod')).stdout.trim();
+    const state = new URLSearchParams(new URL(link).searchParams.get('redirect_params') ?? '').get('state');
+    expect(verifyLoginState(loginStateKey(fx.appSecret, 'prod'), state).ok).toBe(true);
+    expect(verifyLoginState(loginStateKey(fx.appSecret), state).ok).toBe(false);
+    const query = await logInThrough(link);
+    const args = ['--request-token', query.get('request_token') ?? '', '--state', query.get('state') ?? ''];
+
+    const elsewhere = await cli('exchange', '--config', path, '--stage', 'dev', ...args);
+    expect(elsewhere.code).toBe(EXIT.badInput);
+    expect(elsewhere.stderr).toMatch(/^login failed: The login link’s state is not one this service issued/m);
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+
+    process.env.LOGIN_STATE_SCOPE = 'prod';
+    try {
+      expect((await cli('exchange', '--config', path, ...args)).code).toBe(EXIT.ok);
+    } finally {
+      delete process.env.LOGIN_STATE_SCOPE;
+    }
+    expect((await cli('status', '--config', path, '--stage', 'prod')).code).toBe(EXIT.badInput);
+    expect((await cli('login-url', '--config', path, '--stage', 'no spaces')).code).toBe(EXIT.badInput);
+  });
+
   it('exits 1 when Kite cannot be reached', async () => {
     const { path, bytes } = await seed({ base_url: 'http://127.0.0.1:9' });
     const run = await cli('exchange', '--config', path, '--request-token', fx.sandbox.issueRequestToken());

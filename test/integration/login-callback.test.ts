@@ -179,6 +179,51 @@ describe('login-callback handler', () => {
     expectNoLeaks(first, replay);
   });
 
+  it('refuses a second login with the same link with 410, without asking Kite or writing', async () => {
+    const { path } = await seed();
+    const link = loginLink();
+    expect((await callback(await kiteRedirect(link))).statusCode).toBe(200);
+    const after = await readFile(path, 'utf8');
+
+    // The link opened again: Kite logs in and sends a new request token with the same state.
+    const again = await callback(await kiteRedirect(link));
+
+    expect(again.statusCode).toBe(410);
+    expect(again.body).toContain('This login link was already used');
+    expect(fx.sandbox.calls['POST /session/token']).toBe(1);
+    expect(await readFile(path, 'utf8')).toBe(after);
+    expectNoLeaks(again);
+  });
+
+  it('asks Kite at most three times for one link, however many request tokens are invented for it', async () => {
+    const { path, bytes } = await seed();
+    const redirect = await kiteRedirect(loginLink());
+    const statuses: number[] = [];
+
+    for (let i = 0; i < 200; i++) {
+      redirect.searchParams.set('request_token', randomUUID().replaceAll('-', ''));
+      statuses.push((await callback(redirect)).statusCode);
+    }
+
+    expect(fx.sandbox.calls['POST /session/token']).toBe(3);
+    expect(statuses.slice(0, 3)).toEqual([410, 410, 410]);
+    expect(new Set(statuses.slice(3))).toEqual(new Set([429]));
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+  });
+
+  it('refuses a first login with 403 when broker-config.json names no account, logging that session out', async () => {
+    const { path, bytes } = await seed({ user_id: undefined });
+
+    const page = await callback(await kiteRedirect(loginLink()));
+
+    expect(page.statusCode).toBe(403);
+    expect(page.body).toContain('names no account (user_id)');
+    expect(page.body).toContain(escapeHtml('"user_id": "XX0000"'));
+    expect(fx.sandbox.calls['DELETE /session/token']).toBe(1);
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+    expectNoLeaks(page);
+  });
+
   it('refuses a tampered state with 403 and writes nothing', async () => {
     const { path, bytes } = await seed();
     const redirect = await kiteRedirect(loginLink());

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { ConfigError, ConflictError, NotFoundError, StoreError } from '../../lib/shared/errors.ts';
 import type { KeptTokens } from '../../lib/store/config-store.ts';
+import { openStore } from '../../lib/store/open-store.ts';
 import { createS3Client, S3Store } from '../../lib/store/s3-store.ts';
 import { type S3Emulator, startS3Emulator } from '../../testing/s3-server.ts';
 
@@ -416,6 +417,53 @@ describe('S3Store', () => {
     );
   });
 
+  it('sends ExpectedBucketOwner on every request it makes', async () => {
+    const key = freshKey();
+    emulator.putObjectRaw(BUCKET, key, seedText());
+    const store = storeFor(key, { expectedBucketOwner: emulator.bucketOwner });
+    const tokens: KeptTokens = {
+      access_token: ACCESS_TOKEN,
+      refresh_token: REFRESH_TOKEN,
+      user_id: 'AB1234',
+      access_token_expires_at: '2026-01-02T06:00:00+05:30',
+      issued_at: '2026-01-01T03:30:00.000Z',
+    };
+
+    const { version } = await store.read();
+    await store.write(seedConfig({ note: 'owned' }), version);
+    await store.saveRescue(tokens);
+    await store.loadRescue();
+    await store.clearRescue();
+
+    const sent = [...requestsFor(key), ...requestsFor(`${key}.rescue.json`)];
+    expect(sent.map((r) => r.method).sort()).toEqual(['DELETE', 'GET', 'GET', 'PUT', 'PUT']);
+    for (const request of sent) {
+      expect(request.headers['x-amz-expected-bucket-owner']).toBe(emulator.bucketOwner);
+      expect(request.status).toBeLessThan(300);
+    }
+  });
+
+  it('is refused, and writes nothing, when another account owns the bucket', async () => {
+    const key = freshKey();
+    const etag = emulator.putObjectRaw(BUCKET, key, seedText());
+    const store = storeFor(key, { expectedBucketOwner: '111122223333' });
+
+    const read = await caught(store.read());
+    const write = await caught(store.write(seedConfig({ note: 'hijacked' }), etag));
+
+    for (const error of [read, write]) {
+      expect(error).toBeInstanceOf(StoreError);
+      expect((error as StoreError).retryable).toBe(false);
+      expect((error as Error).message).toContain('AccessDenied (HTTP 403)');
+    }
+    expect(requestsFor(key).map((r) => r.status)).toEqual([403, 403]);
+    expect(emulator.getObject(BUCKET, key)?.etag).toBe(etag);
+  });
+
+  it('refuses an expected bucket owner that is not an AWS account id', () => {
+    expect(() => storeFor(freshKey(), { expectedBucketOwner: 'someone' })).toThrow(ConfigError);
+  });
+
   it('refuses a rescue object that does not hold tokens', async () => {
     const key = freshKey();
     emulator.putObjectRaw(BUCKET, `${key}.rescue.json`, '{"access_token": 5}');
@@ -453,6 +501,30 @@ describe('createS3Client', () => {
     } finally {
       vi.unstubAllEnvs();
     }
+  });
+
+  it('takes the expected bucket owner from BROKER_CONFIG_BUCKET_OWNER when opened by location', async () => {
+    const key = freshKey();
+    emulator.putObjectRaw(BUCKET, key, seedText());
+    vi.stubEnv('AWS_ENDPOINT_URL_S3', emulator.endpoint);
+    try {
+      vi.stubEnv('BROKER_CONFIG_BUCKET_OWNER', emulator.bucketOwner);
+      expect((await (await openStore(`s3://${BUCKET}/${key}`)).read()).config.api_key).toBe('kitekey1');
+      vi.stubEnv('BROKER_CONFIG_BUCKET_OWNER', '111122223333');
+      const denied = await caught((await openStore(`s3://${BUCKET}/${key}`)).read());
+      expect((denied as Error).message).toContain('AccessDenied (HTTP 403)');
+      const explicit = await openStore(`s3://${BUCKET}/${key}`, undefined, {
+        expectedBucketOwner: emulator.bucketOwner,
+      });
+      expect((await explicit.read()).config.api_key).toBe('kitekey1');
+    } finally {
+      vi.unstubAllEnvs();
+    }
+    expect(requestsFor(key, 'GET').map((r) => r.headers['x-amz-expected-bucket-owner'])).toEqual([
+      emulator.bucketOwner,
+      '111122223333',
+      emulator.bucketOwner,
+    ]);
   });
 
   it('lets the caller override path-style addressing', async () => {

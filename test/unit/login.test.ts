@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { localRescuePath } from '../../lib/engine/kept-tokens.ts';
 import { completeLogin, exchangeRequestToken, type LoginDeps } from '../../lib/login/exchange.ts';
 import { buildLoginLink, loginRootFor } from '../../lib/login/link.ts';
 import { describeValidity, LoginError } from '../../lib/login/outcome.ts';
+import { LoginAttempts, MAX_FAILED_ATTEMPTS, usedStates, withStateUsed } from '../../lib/login/single-use.ts';
 import {
   createLoginState,
   LOGIN_STATE_TTL_MS,
@@ -63,6 +64,7 @@ describe('login state', () => {
       ok: true,
       issuedAt: at,
       expiresAt: new Date(at.getTime() + LOGIN_STATE_TTL_MS),
+      nonce: state.split('.')[3],
     });
   });
 
@@ -115,15 +117,73 @@ describe('login state', () => {
   });
 
   it('honours a longer lifetime signed into the state, unless maxAgeMs is shorter', () => {
-    const state = createLoginState(key, at, 12 * 60 * MINUTE);
-    const later = new Date(at.getTime() + 11 * 60 * MINUTE);
+    const state = createLoginState(key, at, 2 * 60 * MINUTE);
+    const later = new Date(at.getTime() + 119 * MINUTE);
     expect(verifyLoginState(key, state, later).ok).toBe(true);
     expect(verifyLoginState(key, state, later, 10 * MINUTE)).toEqual({ ok: false, reason: 'expired' });
+  });
+
+  it('caps every state at three hours, even one signed with a longer lifetime by an earlier release', () => {
+    expect(() => createLoginState(key, at, 12 * 60 * MINUTE)).toThrow(RangeError);
+    // What an earlier release minted for a reminder: a twelve-hour lifetime, signed.
+    const payload = `v1.${at.getTime()}.43200.${randomBytes(12).toString('base64url')}`;
+    const twelveHours = `${payload}.${createHmac('sha256', key).update(payload).digest('base64url')}`;
+    expect(verifyLoginState(key, twelveHours, new Date(at.getTime() + 3 * 60 * MINUTE)).ok).toBe(true);
+    expect(verifyLoginState(key, twelveHours, new Date(at.getTime() + 3 * 60 * MINUTE + 1))).toEqual({
+      ok: false,
+      reason: 'expired',
+    });
+  });
+
+  it('derives a different key for each scope, and the unscoped key of earlier releases without one', () => {
+    const state = createLoginState(loginStateKey('app-secret-one', 'prod'), at);
+    expect(verifyLoginState(loginStateKey('app-secret-one', 'prod'), state, at).ok).toBe(true);
+    expect(verifyLoginState(loginStateKey('app-secret-one', 'dev'), state, at)).toEqual({
+      ok: false,
+      reason: 'bad_signature',
+    });
+    expect(verifyLoginState(key, state, at)).toEqual({ ok: false, reason: 'bad_signature' });
+    expect(loginStateKey('app-secret-one', '').equals(key)).toBe(true);
+    expect(() => loginStateKey('app-secret-one', 'a stage with spaces')).toThrow(RangeError);
   });
 
   it('derives a different key from a different app secret', () => {
     expect(loginStateKey('a').equals(loginStateKey('b'))).toBe(false);
     expect(loginStateKey('a')).toHaveLength(32);
+  });
+});
+
+describe('used login states in the document', () => {
+  const now = new Date('2025-11-07T08:00:00+05:30');
+  const base = { type: 'kite', api_key: 'k', api_secret: '' } as BrokerConfig;
+  const state = (nonce: string, minutes: number) => ({
+    nonce,
+    expiresAt: new Date(now.getTime() + minutes * MINUTE),
+  });
+
+  it('records a state until it would expire anyway, and drops expired and odd entries on the next write', () => {
+    const once = withStateUsed(
+      {
+        ...base,
+        login_states_used: [{ nonce: 'old', until: '2025-11-06T10:00:00+05:30' }, 'junk'],
+      } as BrokerConfig,
+      state('aaaaaaaaaaaaaaaa', 120),
+      now,
+    );
+    expect((once as Record<string, unknown>).login_states_used).toEqual([
+      { nonce: 'aaaaaaaaaaaaaaaa', until: '2025-11-07T10:00:00+05:30' },
+    ]);
+    expect(usedStates(once, new Date(now.getTime() + 121 * MINUTE))).toEqual([]);
+  });
+
+  it('keeps at most the sixteen newest entries', () => {
+    let config = base;
+    for (let i = 0; i < 20; i++)
+      config = withStateUsed(config, state(`nonce${String(i).padStart(11, '0')}`, 60), now);
+    const kept = usedStates(config, now).map((entry) => entry.nonce);
+    expect(kept).toHaveLength(16);
+    expect(kept[15]).toBe('nonce00000000019');
+    expect(kept).not.toContain('nonce00000000003');
   });
 });
 
@@ -289,11 +349,28 @@ describe('completeLogin', () => {
     }
   });
 
-  it('pins user_id on the first login when the config has none', async () => {
+  it('pins user_id on the first login when the config has none and the deployment allows it', async () => {
     const { deps, path } = await setup({ user_id: undefined });
-    const result = await completeLogin({ ...deps, query: await kiteRedirect(link()) });
+    const result = await completeLogin({
+      ...deps,
+      allowFirstLoginPin: true,
+      query: await kiteRedirect(link()),
+    });
     expect(result.pinned).toBe(true);
     expect((JSON.parse(await readFile(path, 'utf8')) as BrokerConfig).user_id).toBe('XX0000');
+  });
+
+  it('refuses a first login when the config names no account, logs that session out and writes nothing', async () => {
+    const { deps, path, bytes } = await setup({ user_id: undefined });
+
+    const error = await loginFailure(completeLogin({ ...deps, query: await kiteRedirect(link()) }));
+
+    expect(error).toMatchObject({ code: 'account_not_pinned', status: 403 });
+    expect(error.message).toContain('"user_id": "XX0000"');
+    expect(error.message).toContain('allowFirstLoginPin');
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+    expect(fx.sandbox.calls['DELETE /session/token']).toBe(1);
+    expect(fx.sandbox.issuedTokens().filter((token) => fx.sandbox.isAccessTokenValid(token))).toEqual([]);
   });
 
   it('refuses a login as another account, logs that session out and writes nothing', async () => {
@@ -312,7 +389,7 @@ describe('completeLogin', () => {
     expect(fx.sandbox.issuedTokens().filter((token) => fx.sandbox.isAccessTokenValid(token))).toEqual([]);
   });
 
-  it('answers 410 to a replayed callback and writes nothing more', async () => {
+  it('answers 410 to a replayed callback, without asking Kite, and writes nothing more', async () => {
     const { deps, path } = await setup();
     const query = await kiteRedirect(link());
     await completeLogin({ ...deps, query });
@@ -320,9 +397,105 @@ describe('completeLogin', () => {
 
     const error = await loginFailure(completeLogin({ ...deps, query }));
 
-    expect(error).toMatchObject({ code: 'request_token_used', status: 410 });
+    expect(error).toMatchObject({ code: 'state_used', status: 410 });
     expect(error.message).toMatch(/already completed/);
+    expect(exchanges()).toBe(1);
     expect(await readFile(path, 'utf8')).toBe(after);
+  });
+
+  it('takes one login per link: a second login with the same link is refused in any container, without asking Kite', async () => {
+    const { deps, path } = await setup();
+    const reused = link();
+    await completeLogin({ ...deps, attempts: new LoginAttempts(), query: await kiteRedirect(reused) });
+    const after = await readFile(path, 'utf8');
+    const stored = JSON.parse(after) as Record<string, unknown>;
+    expect(stored.login_states_used).toEqual([
+      { nonce: expect.stringMatching(/^[A-Za-z0-9_-]{16}$/), until: expect.stringMatching(/\+05:30$/) },
+    ]);
+
+    // The same link, opened again (a forwarded mail, a shared screen): Kite logs in and redirects with a new
+    // request token and the same state, to a container that never saw the first login.
+    const error = await loginFailure(
+      completeLogin({ ...deps, attempts: new LoginAttempts(), query: await kiteRedirect(reused) }),
+    );
+
+    expect(error).toMatchObject({ code: 'state_used', status: 410 });
+    expect(exchanges()).toBe(1);
+    expect(await readFile(path, 'utf8')).toBe(after);
+  });
+
+  it('stops reading the store and asking Kite after three failed exchanges with one link', async () => {
+    const counted = (file: string): ConfigStore => {
+      const store = new FileStore({ path: file });
+      return {
+        location: store.location,
+        read: () => {
+          reads += 1;
+          return store.read();
+        },
+        write: (config, expected) => store.write(config, expected),
+        saveRescue: (tokens) => store.saveRescue(tokens),
+        loadRescue: () => store.loadRescue(),
+        clearRescue: () => store.clearRescue(),
+      };
+    };
+    let reads = 0;
+    const { deps, path, bytes } = await setup({}, counted);
+    const attempts = new LoginAttempts();
+    const query = await kiteRedirect(link());
+    const codes: string[] = [];
+
+    for (let i = 0; i < 200; i++) {
+      query.set('request_token', randomBytes(16).toString('hex'));
+      codes.push((await loginFailure(completeLogin({ ...deps, attempts, query }))).code);
+    }
+
+    expect(exchanges()).toBe(MAX_FAILED_ATTEMPTS);
+    expect(reads).toBe(MAX_FAILED_ATTEMPTS);
+    expect(codes.slice(0, 3)).toEqual(['request_token_used', 'request_token_used', 'request_token_used']);
+    expect(new Set(codes.slice(3))).toEqual(new Set(['too_many_attempts']));
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+  });
+
+  it('refuses a link minted for another stage without asking Kite, and takes one minted for its own', async () => {
+    const { deps, path, bytes } = await setup();
+    const minted = (scope: string) =>
+      buildLoginLink({ apiKey: API_KEY, appSecret: fx.appSecret, loginRoot: fx.sandbox.url, scope });
+
+    for (const query of [await kiteRedirect(minted('dev')), await kiteRedirect(link())]) {
+      const error = await loginFailure(completeLogin({ ...deps, stateScope: 'prod', query }));
+      expect(error).toMatchObject({ code: 'bad_state', status: 403 });
+    }
+    expect(exchanges()).toBe(0);
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+
+    const result = await completeLogin({
+      ...deps,
+      stateScope: 'prod',
+      query: await kiteRedirect(minted('prod')),
+    });
+    expect(result.userId).toBe('XX0000');
+  });
+
+  it('keeps the request token and the state out of every message, detail and log line', async () => {
+    const { deps, log } = await setup();
+    const query = await kiteRedirect(link());
+    const requestToken = query.get('request_token') ?? '';
+    const state = query.get('state') ?? '';
+    // An exchanger whose failure quotes what it was given, as an HTTP client's error might.
+    const echoing = {
+      generateSession: async (token: string) => {
+        throw new Error(`POST /session/token request_token=${token} failed`);
+      },
+    };
+
+    const error = await loginFailure(completeLogin({ ...deps, kite: () => echoing, query }));
+
+    const seen = [error.message, error.detail, String(error.cause ?? ''), log.text()].join(' ');
+    expect(error.code).toBe('kite_unavailable');
+    expect(seen).not.toContain(requestToken);
+    expect(seen).not.toContain(state);
+    expect(error.detail).toContain(`${requestToken.slice(0, 4)}…`);
   });
 
   it('answers 410 to a request token Kite no longer accepts', async () => {
@@ -497,7 +670,11 @@ describe('exchangeRequestToken', () => {
     const path = await writeTempConfig(seedConfig(fx.sandbox, 'expired', { refresh_token: '' }));
     const deps = { store: new FileStore({ path }), kite: () => fx.kite, appSecret: fx.appSecret };
 
-    const result = await exchangeRequestToken({ ...deps, requestToken: fx.sandbox.issueRequestToken() });
+    const result = await exchangeRequestToken({
+      ...deps,
+      allowFirstLoginPin: true,
+      requestToken: fx.sandbox.issueRequestToken(),
+    });
     expect(result.userId).toBe('XX0000');
     const bytes = await readFile(path, 'utf8');
 

@@ -264,13 +264,23 @@ describe('planReminder', () => {
     expect(link.origin).toBe('https://kite.zerodha.com');
     const state = new URLSearchParams(link.searchParams.get('redirect_params') ?? '').get('state');
     const key = loginStateKey(APP_SECRET);
-    // A reminder's link still works when it is read hours later, but not the next day.
-    expect(verifyLoginState(key, state, new Date(now.getTime() + 11 * 60 * MINUTE)).ok).toBe(true);
-    expect(verifyLoginState(key, state, new Date(now.getTime() + 13 * 60 * MINUTE))).toEqual({
+    // The 08:01 reminder's link still works past the 09:15 market open, but not into the afternoon.
+    expect(verifyLoginState(key, state, ist('2025-11-07', '10:00')).ok).toBe(true);
+    expect(verifyLoginState(key, state, ist('2025-11-07', '10:02'))).toEqual({
       ok: false,
       reason: 'expired',
     });
+    expect(plan.body).toContain('The link works once, until 2025-11-07 10:01:00 IST.');
     expect(planReminder({ config: plan.config, now, appSecret: APP_SECRET })).toBeNull();
+  });
+
+  it('signs the link for the deployment’s state scope when one is given', () => {
+    const now = ist('2025-11-07', '08:01');
+    const plan = planReminder({ config: dailyLogin(), now, appSecret: APP_SECRET, stateScope: 'prod' });
+    const link = new URL(plan?.link ?? '');
+    const state = new URLSearchParams(link.searchParams.get('redirect_params') ?? '').get('state');
+    expect(verifyLoginState(loginStateKey(APP_SECRET, 'prod'), state, now).ok).toBe(true);
+    expect(verifyLoginState(loginStateKey(APP_SECRET), state, now).ok).toBe(false);
   });
 
   it('never puts the stored access token in the message', () => {
