@@ -3,6 +3,7 @@ import * as z from 'zod/mini';
 import type { BrokerConfig } from '../engine/broker-config.ts';
 import type { RefreshOutcome } from '../engine/refresh-engine.ts';
 import type { Refresher } from '../engine/refresher.ts';
+import { buildLoginLink, loginRootFor } from '../login/login.ts';
 import { classifyError, type ErrorKind, InputError, type LoginRequiredError } from '../shared/errors.ts';
 
 const payloadSchema = z.strictObject({
@@ -66,6 +67,32 @@ export function parseOnDemandPayload(event: unknown): OnDemandPayload {
   throw new InputError(
     `${message}; expected { "failedAccessToken"?: string, "status"?: 401 | 403, "reason"?: string }`,
   );
+}
+
+/** The answer to a payload parseOnDemandPayload rejected. */
+export function invalidPayloadAnswer(e: InputError): OnDemandResponse {
+  return { status: 'error', error: { type: 'InvalidPayload', message: e.message, retryable: false } };
+}
+
+/** The one-click login link for an account that needs a human, signed with the Kite app secret. */
+export function loginLinkWith(appSecret: string): (config: BrokerConfig) => string {
+  return (config) => buildLoginLink({ apiKey: config.api_key, appSecret, loginRoot: loginRootFor(config) });
+}
+
+/** The metric an answer counts as. */
+export function outcomeMetric(
+  answer: OnDemandResponse,
+): 'RefreshSucceeded' | 'LoginRequired' | 'RefreshFailed' | 'AlreadyFresh' {
+  switch (answer.status) {
+    case 'refreshed':
+      return 'RefreshSucceeded';
+    case 'login_required':
+      return 'LoginRequired';
+    case 'error':
+      return 'RefreshFailed';
+    case 'already_fresh':
+      return 'AlreadyFresh';
+  }
 }
 
 function tokenAnswer(

@@ -38,9 +38,17 @@ export function parseStoreLocation(uri: string, setting = 'BROKER_CONFIG_URI'): 
   return { kind: 'file', path: value };
 }
 
-/** Opens the store a location names. AWS clients take endpoints from the standard AWS_ENDPOINT_URL* variables. */
-export async function openStore(uri: string, setting?: string): Promise<ConfigStore> {
+/**
+ * Opens the store a location names. AWS clients take endpoints from the standard AWS_ENDPOINT_URL* variables.
+ * The S3 store encrypts with `kmsKeyId` when given; without the option, with BROKER_CONFIG_KMS_KEY_ID.
+ */
+export async function openStore(
+  uri: string,
+  setting?: string,
+  options: { kmsKeyId?: string | undefined } = {},
+): Promise<ConfigStore> {
   const location = parseStoreLocation(uri, setting);
+  const kmsKeyId = 'kmsKeyId' in options ? options.kmsKeyId : process.env.BROKER_CONFIG_KMS_KEY_ID;
   switch (location.kind) {
     case 'file': {
       const { FileStore } = await import('./file-store.ts');
@@ -51,7 +59,7 @@ export async function openStore(uri: string, setting?: string): Promise<ConfigSt
       return new S3Store({
         bucket: location.bucket,
         key: location.key,
-        ...(process.env.BROKER_CONFIG_KMS_KEY_ID ? { kmsKeyId: process.env.BROKER_CONFIG_KMS_KEY_ID } : {}),
+        ...(kmsKeyId ? { kmsKeyId } : {}),
       });
     }
     case 'secretsmanager': {
