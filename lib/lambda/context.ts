@@ -5,8 +5,8 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { createRefresher, type Refresher } from '../engine/refresher.ts';
 import type { KiteCallInfo } from '../kite/client.ts';
 import type { Log, LogFields } from '../shared/log.ts';
-import { openStore } from '../store/open-store.ts';
 import { appSecretFrom } from './app-secret.ts';
+import { LazyStore } from './lazy-store.ts';
 import { DEFAULTS, type LambdaSettings, readSettings } from './settings.ts';
 
 export type { LambdaSettings } from './settings.ts';
@@ -46,11 +46,9 @@ let cached: Promise<LambdaContext> | undefined;
 
 async function build(): Promise<LambdaContext> {
   const settings = readSettings();
-  // The app secret and the store's client load side by side: neither needs the other.
-  const [appSecret, store] = await Promise.all([
-    appSecretFrom(settings.appSecret),
-    openStore(settings.configUri, 'BROKER_CONFIG_URI', { kmsKeyId: settings.kmsKeyId }),
-  ]);
+  const appSecret = await appSecretFrom(settings.appSecret);
+  // The store's SDK client loads with the first read, not before: a request turned away never loads it.
+  const store = new LazyStore(settings.configUri, 'BROKER_CONFIG_URI', { kmsKeyId: settings.kmsKeyId });
   const refresher = await createRefresher({
     configUri: settings.configUri,
     store,

@@ -6,13 +6,18 @@ import type { Refresher } from '../engine/refresher.ts';
 import { buildLoginLink, loginRootFor } from '../login/login.ts';
 import { classifyError, type ErrorKind, InputError, type LoginRequiredError } from '../shared/errors.ts';
 
-const payloadSchema = z.strictObject({
-  failedAccessToken: z.optional(z.string().check(z.minLength(1), z.maxLength(1024))),
-  status: z.optional(z.union([z.literal(401), z.literal(403)])),
-  reason: z.optional(z.string().check(z.maxLength(500))),
-});
+function buildPayloadSchema() {
+  return z.strictObject({
+    failedAccessToken: z.optional(z.string().check(z.minLength(1), z.maxLength(1024))),
+    status: z.optional(z.union([z.literal(401), z.literal(403)])),
+    reason: z.optional(z.string().check(z.maxLength(500))),
+  });
+}
 
-export type OnDemandPayload = z.infer<typeof payloadSchema>;
+/** Built on first use, not at import. */
+let payloadSchema: ReturnType<typeof buildPayloadSchema> | undefined;
+
+export type OnDemandPayload = z.infer<ReturnType<typeof buildPayloadSchema>>;
 
 export type OnDemandResponse =
   | {
@@ -54,6 +59,7 @@ const ERROR_TYPES: Partial<Record<ErrorKind, OnDemandErrorType>> = {
 
 /** Validates an invoke payload. Throws InputError with a message naming the bad field (never its value). */
 export function parseOnDemandPayload(event: unknown): OnDemandPayload {
+  payloadSchema ??= buildPayloadSchema();
   const result = payloadSchema.safeParse(event ?? {});
   if (result.success) return result.data;
   const issue = result.error.issues[0];
