@@ -103,6 +103,28 @@ function meaningfulLines(source: string): Line[] {
   return lines;
 }
 
+/** A block list starting at `from` (lines "- item" at one indent); nested lines under an item are skipped. */
+function parseList(lines: Line[], from: number, indent: number): { value: Yaml[]; next: number } {
+  const items: Yaml[] = [];
+  let i = from;
+  while (i < lines.length && (lines[i] as Line).indent === indent) {
+    const item = lines[i] as Line;
+    if (!item.text.startsWith('- ')) break;
+    items.push(scalar(item.text.slice(2)));
+    i++;
+    while (i < lines.length && (lines[i] as Line).indent > indent) i++;
+  }
+  return { value: items, next: i };
+}
+
+/** The value of a key whose line has nothing after the colon: what the lines under it hold, or null. */
+function parseBlock(lines: Line[], from: number, indent: number): { value: Yaml; next: number } {
+  const child = lines[from];
+  if (!child || child.indent <= indent) return { value: null, next: from };
+  if (child.text.startsWith('- ')) return parseList(lines, from, child.indent);
+  return parseMap(lines, from, child.indent);
+}
+
 /** Parses a block of `key: value` lines (all at the same indent) and their children. */
 function parseMap(
   lines: Line[],
@@ -114,36 +136,18 @@ function parseMap(
   while (i < lines.length) {
     const line = lines[i] as Line;
     if (line.indent < indent) break;
+    i++;
     const match = /^([^:\s][^:]*?):(?:\s+(.*))?$/.exec(line.text);
-    if (line.indent > indent || !match) {
-      i++;
-      continue;
-    }
+    if (line.indent > indent || !match) continue;
     const key = (match[1] as string).replace(/^['"]|['"]$/g, '');
     const rest = match[2];
-    i++;
     if (rest !== undefined && rest !== '') {
       value[key] = scalar(rest);
       continue;
     }
-    const child = lines[i];
-    if (!child || child.indent <= indent) {
-      value[key] = null;
-    } else if (child.text.startsWith('- ')) {
-      const items: Yaml[] = [];
-      while (i < lines.length && (lines[i] as Line).indent === child.indent) {
-        const item = lines[i] as Line;
-        if (!item.text.startsWith('- ')) break;
-        items.push(scalar(item.text.slice(2)));
-        i++;
-        while (i < lines.length && (lines[i] as Line).indent > child.indent) i++;
-      }
-      value[key] = items;
-    } else {
-      const nested = parseMap(lines, i, child.indent);
-      value[key] = nested.value;
-      i = nested.next;
-    }
+    const block = parseBlock(lines, i, indent);
+    value[key] = block.value;
+    i = block.next;
   }
   return { value, next: i };
 }
@@ -169,17 +173,12 @@ const FALLBACK: Record<string, Yaml> = {
   exclude: [],
 };
 
-/** The deployment's esbuild settings, functions and runtime environment, from serverless.yml. */
-export function readDeploySettings(projectDir: string): DeploySettings {
-  const notes: string[] = [];
-  const path = join(projectDir, 'serverless.yml');
-  let root: Record<string, Yaml> = {};
-  if (existsSync(path)) root = parseMap(meaningfulLines(readFileSync(path, 'utf8')), 0, 0).value;
-  const custom = asRecord(asRecord(root.custom)?.esbuild);
-  const provider = asRecord(root.provider);
-  const runtime = typeof provider?.runtime === 'string' ? provider.runtime : 'nodejs24.x';
+/** serverless-esbuild's defaults, then the target it derives from the runtime, then custom.esbuild. */
+function esbuildOptions(
+  custom: Record<string, Yaml> | undefined,
+  runtime: string,
+): { options: BuildOptions; outputExtension: string } {
   const runtimeTarget = /^nodejs(\d+)\.x$/.exec(runtime)?.[1];
-  // serverless-esbuild's defaults, then the target it derives from the runtime, then custom.esbuild.
   const merged: Record<string, Yaml> = {
     bundle: true,
     platform: 'node',
@@ -189,20 +188,19 @@ export function readDeploySettings(projectDir: string): DeploySettings {
     ...(runtimeTarget ? { target: `node${runtimeTarget}` } : {}),
     ...(custom ?? FALLBACK),
   };
-  if (!custom) notes.push('no custom.esbuild in serverless.yml: using the fallback build settings');
   const exclude = asStrings(merged.exclude);
   const options: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(merged)) if (!PLUGIN_ONLY.has(key)) options[key] = value;
   options.external = [...asStrings(merged.external), ...(exclude.includes('*') ? [] : exclude)];
   const outputExtension = typeof merged.outputFileExtension === 'string' ? merged.outputFileExtension : '.js';
   if (outputExtension !== '.js') options.outExtension = { '.js': outputExtension };
+  return { options: options as BuildOptions, outputExtension };
+}
 
-  const environment = asRecord(provider?.environment);
-  const nodeOptions = typeof environment?.NODE_OPTIONS === 'string' ? environment.NODE_OPTIONS : undefined;
-  const memorySizeMb = typeof provider?.memorySize === 'number' ? provider.memorySize : undefined;
-
+/** The functions serverless.yml declares, by the source file of each handler; functions/*.ts without any. */
+function functionsOf(projectDir: string, declared: Record<string, Yaml>, notes: string[]): FunctionEntry[] {
   const functions: FunctionEntry[] = [];
-  for (const [name, fn] of Object.entries(asRecord(root.functions) ?? {})) {
+  for (const [name, fn] of Object.entries(declared)) {
     const handler = asRecord(fn)?.handler;
     if (typeof handler !== 'string') continue;
     const base = handler.slice(0, handler.lastIndexOf('.'));
@@ -212,23 +210,35 @@ export function readDeploySettings(projectDir: string): DeploySettings {
     if (entry) functions.push({ name, entry });
     else notes.push(`function ${name}: no source file for handler ${handler}`);
   }
-  if (functions.length === 0) {
-    for (const entry of [
-      'functions/scheduled-refresh.ts',
-      'functions/on-demand-refresh.ts',
-      'functions/login-callback.ts',
-    ]) {
-      if (existsSync(join(projectDir, entry))) functions.push({ name: entry.slice(10, -3), entry });
-    }
-    notes.push('no functions found in serverless.yml: building functions/*.ts');
+  if (functions.length > 0) return functions;
+  for (const entry of [
+    'functions/scheduled-refresh.ts',
+    'functions/on-demand-refresh.ts',
+    'functions/login-callback.ts',
+  ]) {
+    if (existsSync(join(projectDir, entry))) functions.push({ name: entry.slice(10, -3), entry });
   }
+  notes.push('no functions found in serverless.yml: building functions/*.ts');
+  return functions;
+}
+
+/** The deployment's esbuild settings, functions and runtime environment, from serverless.yml. */
+export function readDeploySettings(projectDir: string): DeploySettings {
+  const notes: string[] = [];
+  const path = join(projectDir, 'serverless.yml');
+  let root: Record<string, Yaml> = {};
+  if (existsSync(path)) root = parseMap(meaningfulLines(readFileSync(path, 'utf8')), 0, 0).value;
+  const custom = asRecord(asRecord(root.custom)?.esbuild);
+  const provider = asRecord(root.provider);
+  const runtime = typeof provider?.runtime === 'string' ? provider.runtime : 'nodejs24.x';
+  if (!custom) notes.push('no custom.esbuild in serverless.yml: using the fallback build settings');
+  const environment = asRecord(provider?.environment);
   return {
     source: custom ? 'serverless.yml custom.esbuild (+ serverless-esbuild defaults)' : 'fallback',
-    options: options as BuildOptions,
-    outputExtension,
-    nodeOptions,
-    memorySizeMb,
-    functions,
+    ...esbuildOptions(custom, runtime),
+    nodeOptions: typeof environment?.NODE_OPTIONS === 'string' ? environment.NODE_OPTIONS : undefined,
+    memorySizeMb: typeof provider?.memorySize === 'number' ? provider.memorySize : undefined,
+    functions: functionsOf(projectDir, asRecord(root.functions) ?? {}, notes),
     notes,
   };
 }

@@ -2,7 +2,13 @@
 // what a real run loads, and peak memory. The runner is plain JavaScript passed with -e, so the child pays no
 // TypeScript stripping and its own cost is the same for every target, including the "nothing" baseline.
 import { spawnSync } from 'node:child_process';
-import { pathToFileURL } from 'node:url';
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const LOCAL_NODE = fileURLToPath(new URL('../node_modules/.bin/node', import.meta.url));
+
+/** The Node 24 children run on: the project's node_modules/.bin/node, else the bench's own binary. */
+export const NODE = existsSync(LOCAL_NODE) ? LOCAL_NODE : process.execPath;
 
 const MARK = '@@ktr-bench@@';
 
@@ -44,6 +50,7 @@ const result = {
   importMs, loaded, atImport, ticks, statuses, error,
   evaluated: globalThis.__ktrEvaluated ?? [],
   maxRssKiB: process.resourceUsage().maxRSS,
+  cpuMs: (({ user, system }) => (user + system) / 1000)(process.cpuUsage()),
 };
 process.stdout.write('\\n${MARK}' + JSON.stringify(result) + '\\n', () => process.exit(0));
 `;
@@ -69,13 +76,15 @@ export interface RunResult {
   error?: string;
   evaluated: string[];
   maxRssKiB: number;
+  /** CPU time of the child (user + system) up to the result, in ms. */
+  cpuMs: number;
 }
 
-/** Runs the runner in a fresh Node (the bench's own binary, Node 24), with `nodeArgs` before the script. */
+/** Runs the runner in a fresh Node 24 process (NODE), with `nodeArgs` before the script. */
 export function runChild(spec: RunSpec, env: NodeJS.ProcessEnv, nodeArgs: string[] = []): RunResult {
   const childSpec = { ...spec, ...(spec.file ? { file: pathToFileURL(spec.file).href } : {}) };
   const started = process.hrtime.bigint();
-  const out = spawnSync(process.execPath, [...nodeArgs, '--input-type=module', '-e', RUNNER], {
+  const out = spawnSync(NODE, [...nodeArgs, '--input-type=module', '-e', RUNNER], {
     env: { ...env, KTR_BENCH_SPEC: JSON.stringify(childSpec) },
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -99,7 +108,7 @@ export function runChild(spec: RunSpec, env: NodeJS.ProcessEnv, nodeArgs: string
 /** Wall time of a bare `node -e ''`. */
 export function runBare(env: NodeJS.ProcessEnv): number {
   const started = process.hrtime.bigint();
-  const out = spawnSync(process.execPath, ['-e', ''], { env, stdio: 'ignore', timeout: 60_000 });
+  const out = spawnSync(NODE, ['-e', ''], { env, stdio: 'ignore', timeout: 60_000 });
   if (out.status !== 0) throw new Error(`node -e '' failed (${out.signal ?? `exit ${out.status}`})`);
   return Number(process.hrtime.bigint() - started) / 1e6;
 }

@@ -20,6 +20,30 @@ interface Profile {
 
 const BUILTIN_LOADING = new Set(['compileForInternalLoader', 'requireBuiltin', 'internalBinding']);
 
+const NAMED_BUCKETS: Record<string, string> = {
+  compileSourceTextModule: 'V8 compiling module source',
+  '(garbage collector)': 'garbage collection',
+  '(program)': 'V8 native (program)',
+};
+
+/** The package or project file a position in the bundle comes from, through its source map. */
+function bundleBucket(map: SourceMap | undefined, frame: ProfileNode['callFrame']): string {
+  const source = map?.findEntry(frame.lineNumber, frame.columnNumber);
+  const original = source && 'originalSource' in source ? source.originalSource : '';
+  const pkg = /node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/.exec(original)?.[1];
+  return `bundle code: ${pkg ?? (original.replace(/^.*?[\\/](lib|functions)[\\/]/, '$1/') || 'top level')}`;
+}
+
+/** Where a sample's own time goes. */
+function bucketOf(frame: ProfileNode['callFrame'], url: string, map: SourceMap | undefined): string {
+  const named = NAMED_BUCKETS[frame.functionName];
+  if (named) return named;
+  if (BUILTIN_LOADING.has(frame.functionName)) return 'loading Node built-in modules';
+  if (frame.url === url) return bundleBucket(map, frame);
+  if (frame.url.startsWith('node:internal/deps/undici')) return 'undici (fetch globals)';
+  return 'other Node internals';
+}
+
 /** Median-free average over `runs` processes, in ms per process, largest buckets first. */
 export function profileImport(
   file: string,
@@ -44,18 +68,7 @@ export function profileImport(
         const frame = nodes.get(id)?.callFrame;
         if (!frame) return;
         const us = profile.timeDeltas[i] ?? 0;
-        let bucket: string;
-        if (frame.functionName === 'compileSourceTextModule') bucket = 'V8 compiling module source';
-        else if (BUILTIN_LOADING.has(frame.functionName)) bucket = 'loading Node built-in modules';
-        else if (frame.functionName === '(garbage collector)') bucket = 'garbage collection';
-        else if (frame.functionName === '(program)') bucket = 'V8 native (program)';
-        else if (frame.url === url) {
-          const source = map?.findEntry(frame.lineNumber, frame.columnNumber);
-          const original = source && 'originalSource' in source ? source.originalSource : '';
-          const pkg = /node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/.exec(original)?.[1];
-          bucket = `bundle code: ${pkg ?? (original.replace(/^.*?[\\/](lib|functions)[\\/]/, '$1/') || 'top level')}`;
-        } else if (frame.url.startsWith('node:internal/deps/undici')) bucket = 'undici (fetch globals)';
-        else bucket = 'other Node internals';
+        const bucket = bucketOf(frame, url, map);
         buckets[bucket] = (buckets[bucket] ?? 0) + us / 1000;
       });
     }

@@ -188,9 +188,8 @@ const quantile = (xs: number[], p: number): number | null => {
  * and when each of the others (the waiters) noticed the final write. A waiter's last read is the one that saw the
  * new token; the gap between the final write and that read being sent is the time it spent asleep between polls.
  */
-export function summarizeContainers(traces: RequestTrace[], answerMs: number[]) {
-  const base = summarizeStorm(traces, answerMs);
-  const aws = traces.filter((t) => t.target === 'aws');
+/** AWS requests by the client (container) that sent them. */
+function byClientOf(aws: RequestTrace[]): Map<number, RequestTrace[]> {
   const byClient = new Map<number, RequestTrace[]>();
   for (const t of aws) {
     if (t.client === undefined) continue;
@@ -198,6 +197,13 @@ export function summarizeContainers(traces: RequestTrace[], answerMs: number[]) 
     list.push(t);
     byClient.set(t.client, list);
   }
+  return byClient;
+}
+
+export function summarizeContainers(traces: RequestTrace[], answerMs: number[]) {
+  const base = summarizeStorm(traces, answerMs);
+  const aws = traces.filter((t) => t.target === 'aws');
+  const byClient = byClientOf(aws);
   const statusCount = (method: string) => {
     const out: Record<string, number> = {};
     for (const t of aws.filter((x) => x.method === method)) {

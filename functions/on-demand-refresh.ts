@@ -4,10 +4,15 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { loadAppSecret } from '../lib/lambda/app-secret.ts';
 import { deadlineOf, lambdaContext, log, logger, metrics } from '../lib/lambda/context.ts';
-import { answerOnDemand, type OnDemandResponse, parseOnDemandPayload } from '../lib/lambda/on-demand.ts';
-import { buildLoginLink, loginRootFor } from '../lib/login/link.ts';
+import {
+  answerOnDemand,
+  invalidPayloadAnswer,
+  loginLinkWith,
+  type OnDemandResponse,
+  outcomeMetric,
+  parseOnDemandPayload,
+} from '../lib/lambda/on-demand.ts';
 import { InputError } from '../lib/shared/errors.ts';
 
 export async function onDemandRefresh(
@@ -20,31 +25,15 @@ export async function onDemandRefresh(
   } catch (e: unknown) {
     if (!(e instanceof InputError)) throw e;
     log.warn('Rejected on-demand payload', { reason: e.message });
-    return { status: 'error', error: { type: 'InvalidPayload', message: e.message, retryable: false } };
+    return invalidPayloadAnswer(e);
   }
-  const { refresher } = await lambdaContext();
-  const appSecret = await loadAppSecret();
-  const answer = await answerOnDemand(
-    refresher,
-    payload,
-    (config) => buildLoginLink({ apiKey: config.api_key, appSecret, loginRoot: loginRootFor(config) }),
-    deadlineOf(context),
-  );
-  metrics.addMetric(
-    answer.status === 'refreshed'
-      ? 'RefreshSucceeded'
-      : answer.status === 'login_required'
-        ? 'LoginRequired'
-        : answer.status === 'error'
-          ? 'RefreshFailed'
-          : 'AlreadyFresh',
-    'Count',
-    1,
-  );
+  const { refresher, appSecret } = await lambdaContext();
+  const answer = await answerOnDemand(refresher, payload, loginLinkWith(appSecret), deadlineOf(context));
+  metrics.addMetric(outcomeMetric(answer), 'Count', 1);
   return answer;
 }
 
 export const handler = middy(onDemandRefresh)
-  // Never log the event, whatever POWERTOOLS_LOGGER_LOG_EVENT says: an on-demand payload carries a token.
+  // Never log the event, whatever POWERTOOLS_LOG_EVENT says: an on-demand payload carries a token.
   .use(injectLambdaContext(logger, { logEvent: false }))
   .use(logMetrics(metrics, { captureColdStartMetric: true }));

@@ -40,10 +40,8 @@ async function fetchFromSecretsManager(secretId: string): Promise<string> {
 
 /** The app secret, from KITE_API_SECRET or the secret KITE_API_SECRET_ID names. Cached for the process. */
 export function loadAppSecret(env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  const direct = env.KITE_API_SECRET;
-  if (direct) return Promise.resolve(direct);
-  const id = env.KITE_API_SECRET_ID;
-  if (!id) {
+  if (env.KITE_API_SECRET) return appSecretFrom({ value: env.KITE_API_SECRET });
+  if (!env.KITE_API_SECRET_ID) {
     return Promise.reject(
       new ConfigError(
         'set KITE_API_SECRET (the Kite app secret) or KITE_API_SECRET_ID (a secret holding it)',
@@ -53,6 +51,13 @@ export function loadAppSecret(env: NodeJS.ProcessEnv = process.env): Promise<str
       ),
     );
   }
+  return appSecretFrom({ secretId: env.KITE_API_SECRET_ID });
+}
+
+/** The app secret as the settings name it (lib/lambda/settings.ts). A secret's value is cached for the process. */
+export function appSecretFrom(source: { value: string } | { secretId: string }): Promise<string> {
+  if ('value' in source) return Promise.resolve(source.value);
+  const id = source.secretId;
   if (cached?.id !== id) {
     const value = fetchFromSecretsManager(id);
     cached = { id, value };

@@ -3,16 +3,22 @@ import * as z from 'zod/mini';
 import type { BrokerConfig } from '../engine/broker-config.ts';
 import type { RefreshOutcome } from '../engine/refresh-engine.ts';
 import type { Refresher } from '../engine/refresher.ts';
+import { buildLoginLink, loginRootFor } from '../login/link.ts';
 import { classifyError, type ErrorKind, InputError, type LoginRequiredError } from '../shared/errors.ts';
 import type { OnDemandErrorType, OnDemandResponse } from '../shared/on-demand-response.ts';
 
-const payloadSchema = z.strictObject({
-  failedAccessToken: z.optional(z.string().check(z.minLength(1), z.maxLength(1024))),
-  status: z.optional(z.union([z.literal(401), z.literal(403)])),
-  reason: z.optional(z.string().check(z.maxLength(500))),
-});
+function buildPayloadSchema() {
+  return z.strictObject({
+    failedAccessToken: z.optional(z.string().check(z.minLength(1), z.maxLength(1024))),
+    status: z.optional(z.union([z.literal(401), z.literal(403)])),
+    reason: z.optional(z.string().check(z.maxLength(500))),
+  });
+}
 
-export type OnDemandPayload = z.infer<typeof payloadSchema>;
+/** Built on first use, not at import. */
+let payloadSchema: ReturnType<typeof buildPayloadSchema> | undefined;
+
+export type OnDemandPayload = z.infer<ReturnType<typeof buildPayloadSchema>>;
 
 export type { OnDemandResponse };
 
@@ -30,6 +36,7 @@ const ERROR_TYPES: Partial<Record<ErrorKind, OnDemandErrorType>> = {
 
 /** Validates an invoke payload. Throws InputError with a message naming the bad field (never its value). */
 export function parseOnDemandPayload(event: unknown): OnDemandPayload {
+  payloadSchema ??= buildPayloadSchema();
   const result = payloadSchema.safeParse(event ?? {});
   if (result.success) return result.data;
   const issue = result.error.issues[0];
@@ -43,6 +50,32 @@ export function parseOnDemandPayload(event: unknown): OnDemandPayload {
   throw new InputError(
     `${message}; expected { "failedAccessToken"?: string, "status"?: 401 | 403, "reason"?: string }`,
   );
+}
+
+/** The answer to a payload parseOnDemandPayload rejected. */
+export function invalidPayloadAnswer(e: InputError): OnDemandResponse {
+  return { status: 'error', error: { type: 'InvalidPayload', message: e.message, retryable: false } };
+}
+
+/** The one-click login link for an account that needs a human, signed with the Kite app secret. */
+export function loginLinkWith(appSecret: string): (config: BrokerConfig) => string {
+  return (config) => buildLoginLink({ apiKey: config.api_key, appSecret, loginRoot: loginRootFor(config) });
+}
+
+/** The metric an answer counts as. */
+export function outcomeMetric(
+  answer: OnDemandResponse,
+): 'RefreshSucceeded' | 'LoginRequired' | 'RefreshFailed' | 'AlreadyFresh' {
+  switch (answer.status) {
+    case 'refreshed':
+      return 'RefreshSucceeded';
+    case 'login_required':
+      return 'LoginRequired';
+    case 'error':
+      return 'RefreshFailed';
+    case 'already_fresh':
+      return 'AlreadyFresh';
+  }
 }
 
 function tokenAnswer(

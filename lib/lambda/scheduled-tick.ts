@@ -8,6 +8,7 @@ import { planReminder, readReminderState, withReminderState } from '../login/rem
 import { ConflictError, LoginRequiredError } from '../shared/errors.ts';
 import type { Log } from '../shared/log.ts';
 import type { AlertPublisher } from './alerts.ts';
+import type { LambdaContext } from './context.ts';
 
 /** Where a tick's metrics go: Powertools' Metrics in Lambda, nowhere in a terminal. */
 export interface MetricsSink {
@@ -120,4 +121,33 @@ export function remindByAlert(deps: {
     }
     return plan.kind;
   };
+}
+
+let publisher: { topicArn: string; publish: AlertPublisher } | undefined;
+
+/** Publishes to the alert topic; the SNS client loads when a reminder is actually sent, not on every cold start. */
+function alertPublisher(topicArn: string): AlertPublisher {
+  if (publisher?.topicArn !== topicArn) {
+    let publish: AlertPublisher | undefined;
+    publisher = {
+      topicArn,
+      publish: async (subject, message) => {
+        publish ??= (await import('./alerts.ts')).snsPublisher(topicArn);
+        await publish(subject, message);
+      },
+    };
+  }
+  return publisher.publish;
+}
+
+/** The reminder step of a container's ticks: by alert when the settings name a topic, otherwise none. */
+export function reminderFor({ settings, refresher, appSecret }: LambdaContext): TickDeps['remind'] {
+  if (!settings.alertTopicArn) return undefined;
+  return remindByAlert({
+    refresher,
+    publish: alertPublisher(settings.alertTopicArn),
+    appSecret,
+    firstAtIst: settings.reminderFirstIst,
+    followUpAtIst: settings.reminderFollowUpIst,
+  });
 }

@@ -62,8 +62,12 @@ export async function openStore(
     }
     case 's3': {
       const { S3Store } = await import('./s3-store.ts');
-      const kmsKeyId = options.kmsKeyId ?? process.env.BROKER_CONFIG_KMS_KEY_ID;
-      const owner = options.expectedBucketOwner ?? process.env.BROKER_CONFIG_BUCKET_OWNER;
+      // A caller that names an option (the Lambda settings) decides it, even as undefined; the CLI names none.
+      const kmsKeyId = 'kmsKeyId' in options ? options.kmsKeyId : process.env.BROKER_CONFIG_KMS_KEY_ID;
+      const owner =
+        'expectedBucketOwner' in options
+          ? options.expectedBucketOwner
+          : process.env.BROKER_CONFIG_BUCKET_OWNER;
       return new S3Store({
         bucket: location.bucket,
         key: location.key,

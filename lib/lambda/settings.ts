@@ -1,0 +1,92 @@
+// Every setting the Lambda functions read, in one schema with the defaults in one place. Read and validated once
+// per cold start; a missing or malformed setting stops the function with a message that names it.
+import * as z from 'zod/mini';
+import { DEFAULT_REFRESH_WINDOW_MS } from '../engine/expiry.ts';
+import { DEFAULT_FIRST_REMINDER_IST, DEFAULT_FOLLOW_UP_IST } from '../login/reminders.ts';
+import { ConfigError } from '../shared/errors.ts';
+import { parseStoreLocation } from '../store/open-store.ts';
+
+/** The value a setting takes when its variable is unset. */
+export const DEFAULTS = {
+  POWERTOOLS_SERVICE_NAME: 'kite-token-refresh',
+  POWERTOOLS_METRICS_NAMESPACE: 'KiteTokenRefresh',
+  REFRESH_WINDOW_MINUTES: String(DEFAULT_REFRESH_WINDOW_MS / 60_000),
+  REMINDER_FIRST_IST: DEFAULT_FIRST_REMINDER_IST,
+  REMINDER_FOLLOW_UP_IST: DEFAULT_FOLLOW_UP_IST,
+} as const;
+
+export interface LambdaSettings {
+  /** BROKER_CONFIG_URI: where broker-config.json lives. */
+  configUri: string;
+  /** BROKER_CONFIG_KMS_KEY_ID: the KMS key S3 writes encrypt with (SSE-KMS); unset: SSE-S3. */
+  kmsKeyId: string | undefined;
+  /** KITE_API_SECRET (the Kite app secret itself, for local runs) or KITE_API_SECRET_ID (a secret holding it). */
+  appSecret: { value: string } | { secretId: string };
+  /** ALERT_TOPIC_ARN: where login reminders go; unset: no reminders. */
+  alertTopicArn: string | undefined;
+  /** REFRESH_WINDOW_MINUTES, in ms: renew when less than this is left. */
+  windowMs: number;
+  /** REMINDER_FIRST_IST and REMINDER_FOLLOW_UP_IST, "HH:mm" IST. */
+  reminderFirstIst: string;
+  reminderFollowUpIst: string;
+  /** POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE. */
+  serviceName: string;
+  metricsNamespace: string;
+}
+
+const hhmm = () => z.string().check(z.regex(/^([01]\d|2[0-3]):[0-5]\d$/));
+const optionalText = () => z.optional(z.string());
+
+/** Built on first use, not at import: only a cold start pays for it. */
+let schema: ReturnType<typeof buildSchema> | undefined;
+
+function buildSchema() {
+  return z.object({
+    BROKER_CONFIG_URI: z.string().check(z.minLength(1)),
+    BROKER_CONFIG_KMS_KEY_ID: optionalText(),
+    KITE_API_SECRET_ID: optionalText(),
+    KITE_API_SECRET: optionalText(),
+    ALERT_TOPIC_ARN: optionalText(),
+    REFRESH_WINDOW_MINUTES: z._default(z.string().check(z.regex(/^\d+$/)), DEFAULTS.REFRESH_WINDOW_MINUTES),
+    REMINDER_FIRST_IST: z._default(hhmm(), DEFAULTS.REMINDER_FIRST_IST),
+    REMINDER_FOLLOW_UP_IST: z._default(hhmm(), DEFAULTS.REMINDER_FOLLOW_UP_IST),
+    POWERTOOLS_SERVICE_NAME: z._default(z.string(), DEFAULTS.POWERTOOLS_SERVICE_NAME),
+    POWERTOOLS_METRICS_NAMESPACE: z._default(z.string(), DEFAULTS.POWERTOOLS_METRICS_NAMESPACE),
+  });
+}
+
+const fail = (name: string, problem: string) =>
+  new ConfigError(`environment variable ${name} ${problem}`, { field: name });
+
+/** Reads the functions' settings from the environment. Throws one ConfigError naming the variable. */
+export function readSettings(env: NodeJS.ProcessEnv = process.env): LambdaSettings {
+  schema ??= buildSchema();
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const name = String(result.error.issues[0]?.path[0] ?? 'environment');
+    throw fail(name, env[name] === undefined ? 'is missing' : 'is invalid');
+  }
+  const s = result.data;
+  const appSecret = s.KITE_API_SECRET
+    ? { value: s.KITE_API_SECRET }
+    : s.KITE_API_SECRET_ID
+      ? { secretId: s.KITE_API_SECRET_ID }
+      : undefined;
+  if (!appSecret) throw fail('KITE_API_SECRET_ID', 'is missing');
+  parseStoreLocation(s.BROKER_CONFIG_URI, 'BROKER_CONFIG_URI');
+  // "HH:mm" strings compare in clock order.
+  if (s.REMINDER_FOLLOW_UP_IST <= s.REMINDER_FIRST_IST) {
+    throw fail('REMINDER_FOLLOW_UP_IST', 'must be later than REMINDER_FIRST_IST');
+  }
+  return {
+    configUri: s.BROKER_CONFIG_URI,
+    kmsKeyId: s.BROKER_CONFIG_KMS_KEY_ID || undefined,
+    appSecret,
+    alertTopicArn: s.ALERT_TOPIC_ARN || undefined,
+    windowMs: Number(s.REFRESH_WINDOW_MINUTES) * 60_000,
+    reminderFirstIst: s.REMINDER_FIRST_IST,
+    reminderFollowUpIst: s.REMINDER_FOLLOW_UP_IST,
+    serviceName: s.POWERTOOLS_SERVICE_NAME,
+    metricsNamespace: s.POWERTOOLS_METRICS_NAMESPACE,
+  };
+}

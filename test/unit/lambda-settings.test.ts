@@ -1,0 +1,92 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LazyStore } from '../../lib/lambda/lazy-store.ts';
+import { DEFAULTS, readSettings } from '../../lib/lambda/settings.ts';
+import { DEFAULT_FIRST_REMINDER_IST, DEFAULT_FOLLOW_UP_IST } from '../../lib/login/reminders.ts';
+import { ConfigError } from '../../lib/shared/errors.ts';
+import { S3Store } from '../../lib/store/s3-store.ts';
+
+const BASE = { BROKER_CONFIG_URI: 's3://bucket/broker-config.json', KITE_API_SECRET_ID: 'kite-app' };
+
+function settingError(env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    readSettings(env);
+  } catch (e: unknown) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
+  throw new Error('readSettings accepted the environment');
+}
+
+describe('readSettings', () => {
+  it('fills every unset setting from the one table of defaults', () => {
+    const settings = readSettings(BASE);
+    expect(settings).toEqual({
+      configUri: BASE.BROKER_CONFIG_URI,
+      kmsKeyId: undefined,
+      appSecret: { secretId: 'kite-app' },
+      alertTopicArn: undefined,
+      windowMs: 120 * 60_000,
+      reminderFirstIst: '08:00',
+      reminderFollowUpIst: '09:00',
+      serviceName: 'kite-token-refresh',
+      metricsNamespace: 'KiteTokenRefresh',
+    });
+    expect([DEFAULTS.REMINDER_FIRST_IST, DEFAULTS.REMINDER_FOLLOW_UP_IST]).toEqual([
+      DEFAULT_FIRST_REMINDER_IST,
+      DEFAULT_FOLLOW_UP_IST,
+    ]);
+  });
+
+  it('reads the KMS key for the S3 store from BROKER_CONFIG_KMS_KEY_ID', () => {
+    const key = 'arn:aws:kms:ap-south-1:123456789012:key/0f1e2d3c';
+    expect(readSettings({ ...BASE, BROKER_CONFIG_KMS_KEY_ID: key }).kmsKeyId).toBe(key);
+  });
+
+  it('prefers the app secret itself over a secret naming it', () => {
+    expect(readSettings({ ...BASE, KITE_API_SECRET: 'local' }).appSecret).toEqual({ value: 'local' });
+  });
+
+  it('names the setting that is missing or malformed', () => {
+    expect(settingError({ KITE_API_SECRET_ID: 'x' }).message).toBe(
+      'environment variable BROKER_CONFIG_URI is missing',
+    );
+    expect(settingError({ BROKER_CONFIG_URI: 's3://b/k' }).message).toBe(
+      'environment variable KITE_API_SECRET_ID is missing',
+    );
+    expect(settingError({ ...BASE, REFRESH_WINDOW_MINUTES: 'two hours' })).toMatchObject({
+      message: 'environment variable REFRESH_WINDOW_MINUTES is invalid',
+      field: 'REFRESH_WINDOW_MINUTES',
+    });
+    expect(settingError({ ...BASE, REMINDER_FIRST_IST: '8am' }).field).toBe('REMINDER_FIRST_IST');
+    expect(settingError({ ...BASE, BROKER_CONFIG_URI: 's3://bucket-only' }).field).toBe('BROKER_CONFIG_URI');
+  });
+});
+
+describe('LazyStore', () => {
+  let dir = '';
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ktr-lazy-store-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('names the same location as the store it opens, before and after opening it', async () => {
+    const s3 = new LazyStore(' s3://bucket/broker-config.json ', 'BROKER_CONFIG_URI');
+    expect(s3.location).toBe(new S3Store({ bucket: 'bucket', key: 'broker-config.json' }).location);
+
+    const path = join(dir, 'broker-config.json');
+    await writeFile(path, `${JSON.stringify({ type: 'kite', api_key: 'k', api_secret: '' })}\n`);
+    const file = new LazyStore(`file://${path}`, 'BROKER_CONFIG_URI');
+    expect(file.location).toBe(path);
+    expect((await file.read()).config.api_key).toBe('k');
+    expect(file.location).toBe(path);
+  });
+
+  it('rejects a bad location when it is built, naming the setting', () => {
+    expect(() => new LazyStore('ftp://host/x', 'BROKER_CONFIG_URI')).toThrow(/BROKER_CONFIG_URI/);
+  });
+});
