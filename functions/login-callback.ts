@@ -5,7 +5,6 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyStructuredResultV2, LambdaFunctionURLEvent } from 'aws-lambda';
-import { loadAppSecret } from '../lib/lambda/app-secret.ts';
 import { lambdaContext, log as lambdaLog, logger, metrics } from '../lib/lambda/context.ts';
 import { completeLogin, type LoginDeps } from '../lib/login/exchange.ts';
 import { LoginError } from '../lib/login/outcome.ts';
@@ -18,6 +17,7 @@ import {
   successPage,
   unexpectedFailurePage,
 } from '../lib/login/pages.ts';
+import { describeError } from '../lib/shared/errors.ts';
 
 export type LoginCallbackResult = APIGatewayProxyStructuredResultV2 & LoginPage;
 
@@ -32,17 +32,15 @@ function queryOf(event: LambdaFunctionURLEvent): URLSearchParams {
 }
 
 async function defaultDeps(): Promise<LoginDeps> {
-  const { refresher } = await lambdaContext();
+  const { settings, refresher, appSecret } = await lambdaContext();
   return {
     store: refresher.store,
     kite: refresher.kiteFor,
-    appSecret: await loadAppSecret(),
+    appSecret,
     log: lambdaLog,
+    stateScope: settings.stateScope,
+    allowFirstLoginPin: settings.allowFirstLoginPin,
   };
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }
 
 /**
@@ -63,7 +61,7 @@ export async function loginCallback(
   try {
     resolved = deps ?? (await defaultDeps());
   } catch (e: unknown) {
-    log.error('❌ Login callback is not configured', { error: errorText(e) });
+    log.error('❌ Login callback is not configured', { error: describeError(e) });
     metrics.addMetric('LoginFailed', 'Count', 1);
     return notConfiguredPage();
   }
@@ -79,7 +77,7 @@ export async function loginCallback(
       log.warn('⛔ Login refused', { status: e.status, code: e.code, reason: e.detail ?? e.message });
       return refusedPage(e);
     }
-    log.error('❌ Login callback failed', { error: errorText(e) });
+    log.error('❌ Login callback failed', { error: describeError(e) });
     return unexpectedFailurePage();
   }
 }

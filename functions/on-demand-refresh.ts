@@ -27,8 +27,9 @@ export async function onDemandRefresh(
     log.warn('Rejected on-demand payload', { reason: e.message });
     return invalidPayloadAnswer(e);
   }
-  const { refresher, appSecret } = await lambdaContext();
-  const answer = await answerOnDemand(refresher, payload, loginLinkWith(appSecret), deadlineOf(context));
+  const { settings, refresher, appSecret } = await lambdaContext();
+  const loginLink = loginLinkWith(appSecret, settings.stateScope);
+  const answer = await answerOnDemand(refresher, payload, loginLink, deadlineOf(context));
   metrics.addMetric(outcomeMetric(answer), 'Count', 1);
   return answer;
 }

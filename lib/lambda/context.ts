@@ -48,7 +48,10 @@ async function build(): Promise<LambdaContext> {
   const settings = readSettings();
   const appSecret = await appSecretFrom(settings.appSecret);
   // The store's SDK client loads with the first read, not before: a request turned away never loads it.
-  const store = new LazyStore(settings.configUri, 'BROKER_CONFIG_URI', { kmsKeyId: settings.kmsKeyId });
+  const store = new LazyStore(settings.configUri, 'BROKER_CONFIG_URI', {
+    kmsKeyId: settings.kmsKeyId,
+    expectedBucketOwner: settings.expectedBucketOwner,
+  });
   const refresher = await createRefresher({
     configUri: settings.configUri,
     store,

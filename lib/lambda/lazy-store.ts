@@ -2,21 +2,21 @@
 // before it reads anything; with this, those cold starts never load the store's SDK client.
 import type { BrokerConfig } from '../engine/broker-config.ts';
 import type { ConfigStore, KeptTokens, StoredConfig } from '../store/config-store.ts';
-import { openStore, parseStoreLocation } from '../store/open-store.ts';
+import { type OpenStoreOptions, openStore, parseStoreLocation } from '../store/open-store.ts';
 
 export class LazyStore implements ConfigStore {
   readonly #uri: string;
   readonly #setting: string;
-  readonly #kmsKeyId: string | undefined;
+  readonly #options: OpenStoreOptions;
   #opened: ConfigStore | undefined;
   #opening: Promise<ConfigStore> | undefined;
 
   /** Checks the location now (a bad one fails the cold start); opens the store on the first call. */
-  constructor(uri: string, setting: string, options: { kmsKeyId?: string | undefined } = {}) {
+  constructor(uri: string, setting: string, options: OpenStoreOptions = {}) {
     parseStoreLocation(uri, setting);
     this.#uri = uri;
     this.#setting = setting;
-    this.#kmsKeyId = options.kmsKeyId;
+    this.#options = options;
   }
 
   /** The opened store's location; before it is opened, the same string worked out from the setting. */
@@ -28,7 +28,7 @@ export class LazyStore implements ConfigStore {
 
   #store(): Promise<ConfigStore> {
     if (!this.#opening) {
-      const opening = openStore(this.#uri, this.#setting, { kmsKeyId: this.#kmsKeyId });
+      const opening = openStore(this.#uri, this.#setting, this.#options);
       this.#opening = opening;
       opening.then(
         (store) => {

@@ -58,8 +58,9 @@ export function invalidPayloadAnswer(e: InputError): OnDemandResponse {
 }
 
 /** The one-click login link for an account that needs a human, signed with the Kite app secret. */
-export function loginLinkWith(appSecret: string): (config: BrokerConfig) => string {
-  return (config) => buildLoginLink({ apiKey: config.api_key, appSecret, loginRoot: loginRootFor(config) });
+export function loginLinkWith(appSecret: string, scope?: string): (config: BrokerConfig) => string {
+  return (config) =>
+    buildLoginLink({ apiKey: config.api_key, appSecret, loginRoot: loginRootFor(config), scope });
 }
 
 /** The metric an answer counts as. */

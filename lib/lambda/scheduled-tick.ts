@@ -88,6 +88,8 @@ export function remindByAlert(deps: {
   refresher: Refresher;
   publish: AlertPublisher;
   appSecret: string;
+  /** LOGIN_STATE_SCOPE: the login callback verifies links with the same. */
+  stateScope?: string | undefined;
   firstAtIst: string;
   followUpAtIst: string;
   now?: () => Date;
@@ -98,6 +100,7 @@ export function remindByAlert(deps: {
       config,
       now: (deps.now ?? (() => new Date()))(),
       appSecret: deps.appSecret,
+      stateScope: deps.stateScope,
       firstAtIst: deps.firstAtIst,
       followUpAtIst: deps.followUpAtIst,
       renewalRejected: reason === 'refresh_token_rejected',
@@ -147,6 +150,7 @@ export function reminderFor({ settings, refresher, appSecret }: LambdaContext): 
     refresher,
     publish: alertPublisher(settings.alertTopicArn),
     appSecret,
+    stateScope: settings.stateScope,
     firstAtIst: settings.reminderFirstIst,
     followUpAtIst: settings.reminderFollowUpIst,
   });

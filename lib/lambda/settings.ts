@@ -13,6 +13,7 @@ export const DEFAULTS = {
   REFRESH_WINDOW_MINUTES: String(DEFAULT_REFRESH_WINDOW_MS / 60_000),
   REMINDER_FIRST_IST: DEFAULT_FIRST_REMINDER_IST,
   REMINDER_FOLLOW_UP_IST: DEFAULT_FOLLOW_UP_IST,
+  LOGIN_ALLOW_FIRST_PIN: 'false',
 } as const;
 
 export interface LambdaSettings {
@@ -20,6 +21,12 @@ export interface LambdaSettings {
   configUri: string;
   /** BROKER_CONFIG_KMS_KEY_ID: the KMS key S3 writes encrypt with (SSE-KMS); unset: SSE-S3. */
   kmsKeyId: string | undefined;
+  /** BROKER_CONFIG_BUCKET_OWNER: the account id that must own the config bucket (S3 ExpectedBucketOwner). */
+  expectedBucketOwner: string | undefined;
+  /** LOGIN_STATE_SCOPE: the deployment's stage, part of the login-state key; unset: the unscoped key. */
+  stateScope: string | undefined;
+  /** LOGIN_ALLOW_FIRST_PIN: a first login may pin user_id in a document that names no account. Default false. */
+  allowFirstLoginPin: boolean;
   /** KITE_API_SECRET (the Kite app secret itself, for local runs) or KITE_API_SECRET_ID (a secret holding it). */
   appSecret: { value: string } | { secretId: string };
   /** ALERT_TOPIC_ARN: where login reminders go; unset: no reminders. */
@@ -44,6 +51,9 @@ function buildSchema() {
   return z.object({
     BROKER_CONFIG_URI: z.string().check(z.minLength(1)),
     BROKER_CONFIG_KMS_KEY_ID: optionalText(),
+    BROKER_CONFIG_BUCKET_OWNER: z.optional(z.string().check(z.regex(/^(\d{12})?$/))),
+    LOGIN_STATE_SCOPE: z.optional(z.string().check(z.regex(/^([A-Za-z0-9._:/-]{1,128})?$/))),
+    LOGIN_ALLOW_FIRST_PIN: z._default(z.enum(['true', 'false']), DEFAULTS.LOGIN_ALLOW_FIRST_PIN),
     KITE_API_SECRET_ID: optionalText(),
     KITE_API_SECRET: optionalText(),
     ALERT_TOPIC_ARN: optionalText(),
@@ -81,6 +91,9 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): LambdaSettin
   return {
     configUri: s.BROKER_CONFIG_URI,
     kmsKeyId: s.BROKER_CONFIG_KMS_KEY_ID || undefined,
+    expectedBucketOwner: s.BROKER_CONFIG_BUCKET_OWNER || undefined,
+    stateScope: s.LOGIN_STATE_SCOPE || undefined,
+    allowFirstLoginPin: s.LOGIN_ALLOW_FIRST_PIN === 'true',
     appSecret,
     alertTopicArn: s.ALERT_TOPIC_ARN || undefined,
     windowMs: Number(s.REFRESH_WINDOW_MINUTES) * 60_000,

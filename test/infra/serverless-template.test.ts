@@ -381,13 +381,20 @@ function commonChecks(get: () => Packaged) {
         expect(env).toMatchObject({
           POWERTOOLS_SERVICE_NAME: 'kite-token-refresh',
           POWERTOOLS_METRICS_NAMESPACE: 'KiteTokenRefresh',
-          NODE_OPTIONS: '--enable-source-maps',
           KITE_API_SECRET_ID: { Ref: 'KiteAppSecret' },
+          LOGIN_STATE_SCOPE: 'dev',
           REFRESH_WINDOW_MINUTES: '120',
           REMINDER_FIRST_IST: '08:00',
           REMINDER_FOLLOW_UP_IST: '09:00',
         });
         expect(env.BROKER_CONFIG_URI).toBeDefined();
+        expect(
+          'NODE_OPTIONS' in env,
+          'source maps are not linked, so --enable-source-maps would only cost',
+        ).toBe(false);
+        expect(env.LOGIN_ALLOW_FIRST_PIN, logicalId).toBe(
+          logicalId === FUNCTIONS.loginCallback.logicalId ? 'false' : undefined,
+        );
         expect('ALERT_TOPIC_ARN' in env, logicalId).toBe(logicalId === FUNCTIONS.scheduledRefresh.logicalId);
       }
       expect(envOf(t, FUNCTIONS.scheduledRefresh.logicalId).ALERT_TOPIC_ARN).toEqual({ Ref: 'AlertTopic' });
@@ -619,6 +626,9 @@ describe('serverless template (storeKind=s3, defaults)', () => {
       const env = envOf(t, logicalId);
       expect(resourceText(env.BROKER_CONFIG_URI as Json)).toBe('s3://<ConfigBucket>/broker-config.json');
       expect(env.BROKER_CONFIG_KMS_KEY_ID).toBeUndefined();
+      expect(env.BROKER_CONFIG_BUCKET_OWNER, 'a re-claimed bucket name must not receive tokens').toEqual({
+        Ref: 'AWS::AccountId',
+      });
     }
     expect(t.Resources.ConfigKeyAccessPolicy).toBeUndefined();
   });
@@ -812,6 +822,7 @@ describe('serverless template (storeKind=secretsmanager)', () => {
     for (const { logicalId } of Object.values(FUNCTIONS)) {
       const env = envOf(t, logicalId);
       expect(resourceText(env.BROKER_CONFIG_URI as Json)).toBe('secretsmanager://<ConfigSecret>');
+      expect(env.BROKER_CONFIG_BUCKET_OWNER).toBeUndefined();
     }
   });
 

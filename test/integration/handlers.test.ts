@@ -13,6 +13,7 @@ import { createKiteAuth, isKiteAuthError } from '../../lib/client/index.ts';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { toIsoIst } from '../../lib/engine/expiry.ts';
 import { metrics, resetLambdaContext } from '../../lib/lambda/context.ts';
+import { loginStateKey, verifyLoginState } from '../../lib/login/state.ts';
 import { KiteApiError } from '../../lib/shared/errors.ts';
 import { type LambdaEmulator, startLambdaEmulator } from '../../testing/lambda-server.ts';
 import { type SnsEmulator, startSnsEmulator } from '../../testing/sns-server.ts';
@@ -254,6 +255,19 @@ describe('on-demand-refresh handler', () => {
     );
     expect(renewals()).toBe(0);
     expect(s3Calls('PUT')).toBe(0);
+  });
+
+  it('signs its login link for the stage LOGIN_STATE_SCOPE names', async () => {
+    const config = seedConfig(fx.sandbox, 'expired', { refresh_token: '' });
+    seed(config);
+    process.env.LOGIN_STATE_SCOPE = 'prod';
+
+    const answer = await onDemand({ failedAccessToken: config.api_secret, status: 403 });
+
+    const link = new URL('loginUrl' in answer && answer.loginUrl ? answer.loginUrl : 'http://missing/');
+    const state = new URLSearchParams(link.searchParams.get('redirect_params') ?? '').get('state');
+    expect(verifyLoginState(loginStateKey(APP_SECRET, 'prod'), state).ok).toBe(true);
+    expect(verifyLoginState(loginStateKey(APP_SECRET), state).ok).toBe(false);
   });
 
   it('answers a structured error naming the field when the stored config is malformed, and writes nothing', async () => {

@@ -123,6 +123,8 @@ afterEach(async () => {
   vi.restoreAllMocks();
   delete process.env.BROKER_CONFIG_URI;
   delete process.env.KITE_API_SECRET;
+  delete process.env.LOGIN_ALLOW_FIRST_PIN;
+  delete process.env.LOGIN_STATE_SCOPE;
   resetLambdaContext();
   await fx.sandbox.close();
 });
@@ -222,6 +224,36 @@ describe('login-callback handler', () => {
     expect(fx.sandbox.calls['DELETE /session/token']).toBe(1);
     expect(await readFile(path, 'utf8')).toBe(bytes);
     expectNoLeaks(page);
+  });
+
+  it('pins the first login when the deployment sets LOGIN_ALLOW_FIRST_PIN=true', async () => {
+    const { path } = await seed({ user_id: undefined });
+    process.env.LOGIN_ALLOW_FIRST_PIN = 'true';
+
+    const page = await callback(await kiteRedirect(loginLink()));
+
+    expect(page.statusCode).toBe(200);
+    expect(JSON.parse(await readFile(path, 'utf8'))).toMatchObject({ user_id: 'XX0000' });
+    expectNoLeaks(page);
+  });
+
+  it('takes only links minted for its own stage when LOGIN_STATE_SCOPE names one', async () => {
+    const { path, bytes } = await seed();
+    process.env.LOGIN_STATE_SCOPE = 'prod';
+    const minted = (scope?: string) =>
+      buildLoginLink({ apiKey: API_KEY, appSecret: fx.appSecret, loginRoot: fx.sandbox.url, scope });
+
+    const otherStage = await callback(await kiteRedirect(minted('dev')));
+    const unscoped = await callback(await kiteRedirect(minted()));
+
+    expect([otherStage.statusCode, unscoped.statusCode]).toEqual([403, 403]);
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+    expect(fx.sandbox.calls['POST /session/token'] ?? 0).toBe(0);
+
+    const own = await callback(await kiteRedirect(minted('prod')));
+
+    expect(own.statusCode).toBe(200);
+    expectNoLeaks(otherStage, unscoped, own);
   });
 
   it('refuses a tampered state with 403 and writes nothing', async () => {

@@ -26,6 +26,9 @@ describe('readSettings', () => {
     expect(settings).toEqual({
       configUri: BASE.BROKER_CONFIG_URI,
       kmsKeyId: undefined,
+      expectedBucketOwner: undefined,
+      stateScope: undefined,
+      allowFirstLoginPin: false,
       appSecret: { secretId: 'kite-app' },
       alertTopicArn: undefined,
       windowMs: 120 * 60_000,
@@ -43,6 +46,28 @@ describe('readSettings', () => {
   it('reads the KMS key for the S3 store from BROKER_CONFIG_KMS_KEY_ID', () => {
     const key = 'arn:aws:kms:ap-south-1:123456789012:key/0f1e2d3c';
     expect(readSettings({ ...BASE, BROKER_CONFIG_KMS_KEY_ID: key }).kmsKeyId).toBe(key);
+  });
+
+  it('reads the bucket owner, the login-state scope and the first-login pin rule', () => {
+    const settings = readSettings({
+      ...BASE,
+      BROKER_CONFIG_BUCKET_OWNER: '123456789012',
+      LOGIN_STATE_SCOPE: 'prod',
+      LOGIN_ALLOW_FIRST_PIN: 'true',
+    });
+    expect(settings).toMatchObject({
+      expectedBucketOwner: '123456789012',
+      stateScope: 'prod',
+      allowFirstLoginPin: true,
+    });
+  });
+
+  it('refuses a bucket owner that is no account id, a scope with spaces and a pin rule other than true or false', () => {
+    expect(settingError({ ...BASE, BROKER_CONFIG_BUCKET_OWNER: 'my-account' }).field).toBe(
+      'BROKER_CONFIG_BUCKET_OWNER',
+    );
+    expect(settingError({ ...BASE, LOGIN_STATE_SCOPE: 'two words' }).field).toBe('LOGIN_STATE_SCOPE');
+    expect(settingError({ ...BASE, LOGIN_ALLOW_FIRST_PIN: 'yes' }).field).toBe('LOGIN_ALLOW_FIRST_PIN');
   });
 
   it('prefers the app secret itself over a secret naming it', () => {
