@@ -3,6 +3,7 @@
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { parseStoredInstant } from '../engine/expiry.ts';
 import { ConfigError, KiteApiError, LoginRequiredError } from '../shared/errors.ts';
+import { lazyClient } from '../shared/lazy.ts';
 import type { ConfigStore } from '../store/config-store.ts';
 import { openStore } from '../store/open-store.ts';
 import { isKiteAuthError } from './auth-error.ts';
@@ -97,7 +98,7 @@ function rejectionStatus(e: unknown): 401 | 403 | undefined {
 function refresherFor(
   options: KiteAuthOptions,
 ): (failedAccessToken: string, status: 401 | 403 | undefined) => Promise<IssuedToken> {
-  let lambda = options.lambda;
+  const lambda = lazyClient({ client: options.lambda }, (config) => new LambdaClient(config ?? {}));
   return async (failedAccessToken, status) => {
     const functionName = options.refreshFunction ?? process.env.KITE_REFRESH_FUNCTION;
     if (!functionName) {
@@ -105,9 +106,8 @@ function refresherFor(
         field: 'KITE_REFRESH_FUNCTION',
       });
     }
-    lambda ??= new LambdaClient({});
     const payload = status ? { failedAccessToken, status } : { failedAccessToken };
-    return tokenFromAnswer(await invokeRefreshFunction(lambda, functionName, payload));
+    return tokenFromAnswer(await invokeRefreshFunction(lambda(), functionName, payload));
   };
 }
 
