@@ -34,7 +34,10 @@ const ERROR_TYPES: Partial<Record<ErrorKind, OnDemandErrorType>> = {
   token_not_stored: 'TokenNotStored',
 };
 
-/** Validates an invoke payload. Throws InputError with a message naming the bad field (never its value). */
+/**
+ * Validates an invoke payload. Throws InputError with a message naming the bad field (never its value). Unknown keys
+ * are counted, never named: a key can be anything a caller sent, a token included.
+ */
 export function parseOnDemandPayload(event: unknown): OnDemandPayload {
   payloadSchema ??= buildPayloadSchema();
   const result = payloadSchema.safeParse(event ?? {});
@@ -43,7 +46,7 @@ export function parseOnDemandPayload(event: unknown): OnDemandPayload {
   const field = issue?.path.join('.') || '(payload)';
   const message =
     issue?.code === 'unrecognized_keys'
-      ? `unknown field(s): ${issue.keys.join(', ')}`
+      ? `${issue.keys.length} unknown field(s)`
       : field === '(payload)'
         ? 'payload must be a JSON object'
         : `field "${field}" is invalid`;

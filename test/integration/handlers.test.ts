@@ -245,6 +245,21 @@ describe('on-demand-refresh handler', () => {
     expect(renewals()).toBe(0);
   });
 
+  it('counts unknown payload keys without naming them, so a token sent as a key reaches no log and no answer', async () => {
+    const config = seedConfig(fx.sandbox, 'fresh');
+    seed(config);
+
+    const answer = await onDemand({ [config.api_secret]: 1, other: 2 });
+
+    expect(answer).toMatchObject({
+      status: 'error',
+      error: { type: 'InvalidPayload', message: expect.stringMatching(/^2 unknown field\(s\);/) },
+    });
+    expect(JSON.stringify(answer)).not.toContain(config.api_secret);
+    expect(output).not.toContain(config.api_secret);
+    expect(output).toContain('Rejected on-demand payload');
+  });
+
   it('answers login_required with a login link when no refresh token is configured, without asking Kite', async () => {
     const config = seedConfig(fx.sandbox, 'expired', { refresh_token: '' });
     seed(config);
