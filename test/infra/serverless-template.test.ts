@@ -764,12 +764,12 @@ describe('serverless template (storeKind=s3, kmsKeyArn, onDemandInvokers)', () =
     }
   });
 
-  it('lets each function use the key, and only that key, only through S3 or Secrets Manager', () => {
+  it('lets each function use the key, and only that key, only through S3, Secrets Manager or (reminders) SNS', () => {
     const { t } = s3KmsTemplate();
     for (const { logicalId } of Object.values(FUNCTIONS)) {
       const byAction = grants(t, roleOf(t, logicalId));
-      expect(byAction.get('kms:Decrypt'), logicalId).toEqual([KMS_KEY]);
-      expect(byAction.get('kms:GenerateDataKey'), logicalId).toEqual([KMS_KEY]);
+      expect([...new Set(byAction.get('kms:Decrypt'))], logicalId).toEqual([KMS_KEY]);
+      expect([...new Set(byAction.get('kms:GenerateDataKey'))], logicalId).toEqual([KMS_KEY]);
     }
     const kms = identityStatements(t).filter(({ statement }) =>
       list(statement.Action).includes('kms:Decrypt'),
@@ -779,6 +779,15 @@ describe('serverless template (storeKind=s3, kmsKeyArn, onDemandInvokers)', () =
         'kms:ViaService',
       ]);
     }
+  });
+
+  it('encrypts the alert topic with the key, and lets only the scheduled function use it through SNS', () => {
+    const { t } = s3KmsTemplate();
+    expect(t.Resources.AlertTopic?.Properties?.KmsMasterKeyId).toBe(KMS_KEY);
+    const viaSns = identityStatements(t).filter(({ statement }) =>
+      JSON.stringify(statement.Condition ?? {}).includes('sns.'),
+    );
+    expect(viaSns.map(({ role }) => role)).toEqual([roleOf(t, FUNCTIONS.scheduledRefresh.logicalId)]);
   });
 
   it('lets exactly the listed principals invoke the on-demand function', () => {
@@ -801,7 +810,7 @@ describe('serverless template (storeKind=secretsmanager)', () => {
       alertEmail: ALERT_EMAIL,
       storeKind: 'secretsmanager',
       kmsKeyArn: KMS_KEY,
-      onDemandInvokers: `*,${TRADER_A}`,
+      onDemandInvokers: TRADER_A,
     });
   }, PACKAGE_TIMEOUT);
 
@@ -878,6 +887,25 @@ describe('serverless.yml parameters', () => {
           requireAlertEmail: true,
         }),
       ).resolves.toBeGreaterThan(0);
+    },
+    PACKAGE_TIMEOUT,
+  );
+
+  it(
+    'refuses on-demand invokers that are not account ids or IAM principal ARNs before building anything',
+    async () => {
+      const outDir = join(workDir, 'refused-invokers');
+      await expect(
+        runOsls([
+          'package',
+          '--stage',
+          'dev',
+          '--package',
+          outDir,
+          `--param=onDemandInvokers=${TRADER_A},s3.amazonaws.com`,
+        ]),
+      ).rejects.toThrow(/onDemandInvokers accepts only .*refused: "s3\.amazonaws\.com"/s);
+      expect(existsSync(join(outDir, 'cloudformation-template-update-stack.json'))).toBe(false);
     },
     PACKAGE_TIMEOUT,
   );
