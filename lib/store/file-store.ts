@@ -2,7 +2,7 @@
 // The version is a hash of the bytes, so any change by anyone (this tool, an editor, the trading system) is seen.
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { type BrokerConfig, parseConfig, serializeConfig } from '../engine/broker-config.ts';
 import { backoffDelay, EQUAL_JITTER, sleep } from '../shared/backoff.ts';
@@ -194,6 +194,7 @@ export class FileStore implements ConfigStore {
   async #withLock<T>(fn: (stillHeld: () => Promise<void>) => Promise<T>): Promise<T> {
     const lockPath = `${this.path}.lock`;
     const held = await this.#acquireLock(lockPath);
+    await removeAbandonedTemps(lockPath, TEMP_STALE_MS);
     const stillHeld = async () => {
       if (!sameLock(await lockAt(lockPath), held)) {
         throw new StoreError(`${this.path}: another writer took the lock over; not writing`, {
@@ -231,23 +232,26 @@ export class FileStore implements ConfigStore {
     }
   }
 
-  /** The lock, when this process now holds it; undefined when someone else does. */
+  /**
+   * The lock, when this process now holds it; undefined when someone else does. The lock appears whole, pid and token
+   * already in it (a temp file linked into place: link never replaces), so a writer killed at any point leaves either
+   * no lock or one that names its dead pid, never an empty lock nobody can judge.
+   */
   async #tryLock(lockPath: string): Promise<LockId | undefined> {
+    const content = `${process.pid} ${randomBytes(6).toString('hex')}\n`;
+    const temp = tempPathFor(lockPath);
     try {
-      const handle = await open(lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-      try {
-        const content = `${process.pid} ${randomBytes(6).toString('hex')}\n`;
-        await handle.writeFile(content);
-        return { ino: (await handle.stat()).ino, content };
-      } finally {
-        await handle.close();
-      }
+      await writeFile(temp, content, { flag: 'wx', mode: 0o600 });
+      await link(temp, lockPath);
+      return { ino: (await stat(temp)).ino, content };
     } catch (e: unknown) {
       if (errnoCode(e) === 'EEXIST') return undefined;
       throw new StoreError(`cannot lock ${this.path}: ${errnoCode(e) ?? 'I/O error'}`, {
         retryable: false,
         cause: e,
       });
+    } finally {
+      await unlink(temp).catch(() => {});
     }
   }
 }

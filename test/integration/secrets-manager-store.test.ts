@@ -193,7 +193,12 @@ describe('SecretsManagerStore', () => {
     const [a, b] = [store(), store()];
     const [readA, readB] = await Promise.all([a.read(), b.read()]);
     await a.write({ ...readA.config, api_secret: 'writerA' }, readA.version);
-    emulator.injectFault({ operation: 'DescribeSecret', times: 10, status: 400, type: 'AccessDeniedException' });
+    emulator.injectFault({
+      operation: 'DescribeSecret',
+      times: 10,
+      status: 400,
+      type: 'AccessDeniedException',
+    });
 
     const error = await failure(b.write({ ...readB.config, api_secret: 'writerB' }, readB.version));
 
