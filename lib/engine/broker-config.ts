@@ -153,3 +153,14 @@ export function apiRootFrom(baseUrl: string | undefined, source = 'broker config
 export function hasRefreshToken(config: BrokerConfig): boolean {
   return typeof config.refresh_token === 'string' && config.refresh_token.length > 0;
 }
+
+/** A renewal of this document once came back with a different refresh token: Kite retires the one it renews with. */
+export function refreshTokenRotates(config: BrokerConfig): boolean {
+  return (config as Record<string, unknown>).refresh_token_rotates === true;
+}
+
+/** When a renewal got no answer although Kite may have acted on it (ISO-8601), if the document says so. */
+export function unansweredRenewalAt(config: BrokerConfig): string | undefined {
+  const at = (config as Record<string, unknown>).unanswered_renewal_at;
+  return typeof at === 'string' ? at : undefined;
+}

@@ -61,10 +61,14 @@ export function formatIst(at: Date): string {
   return `${formatKiteLoginTime(at)} IST`;
 }
 
-/** ISO-8601 in IST with its offset, e.g. "2025-11-08T06:00:00+05:30", as stored in broker-config.json. */
-export function toIsoIst(at: Date): string {
+/**
+ * ISO-8601 in IST with its offset, e.g. "2025-11-08T06:00:00+05:30", as stored in broker-config.json; with `ms`,
+ * "2025-11-07T09:12:40.123+05:30" (issue times, which must order two renewals within one second).
+ */
+export function toIsoIst(at: Date, options: { ms?: boolean } = {}): string {
   const p = istParts(at);
-  return `${p.y}-${pad(p.mo)}-${pad(p.d)}T${pad(p.h)}:${pad(p.mi)}:${pad(p.s)}+05:30`;
+  const fraction = options.ms ? `.${pad(((at.getTime() % 1000) + 1000) % 1000, 3)}` : '';
+  return `${p.y}-${pad(p.mo)}-${pad(p.d)}T${pad(p.h)}:${pad(p.mi)}:${pad(p.s)}${fraction}+05:30`;
 }
 
 /** Parses a stored ISO-8601 timestamp (with an offset or Z). Throws ConfigError naming the field if it is not one. */
@@ -172,7 +176,8 @@ export function expiryOf(config: BrokerConfig): Date | undefined {
 
 /**
  * When the stored token was issued (epoch ms); 0 when unknown or unreadable. Everything that compares issue times
- * (kept tokens, both write paths, status) reads it here, so a bad value means the same everywhere.
+ * (kept tokens, both write paths, status) reads it here, so a bad value means the same everywhere. refreshed_at is
+ * to the second in documents written before issue times carried milliseconds, and to the millisecond since.
  */
 export function storedIssuedAt(config: BrokerConfig): number {
   const at = config.refreshed_at ? Date.parse(config.refreshed_at) : 0;

@@ -1,80 +1,203 @@
-// Tokens Kite issued that the store would not take are kept: in a 0600 file on this machine and in the store's
-// rescue slot. The next run stores them before it asks Kite again, so a failed write never costs a renewal.
+// Tokens Kite issued that the store would not take are kept: in a 0600 file in a private folder of this user and in
+// the store's rescue slot. The next run stores them before it asks Kite again, so a failed write never costs a renewal.
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { open, readFile, stat, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import {
+  ensurePrivateFolderSync,
+  isPrivateFolder,
+  processIsGone,
+  readPrivateFile,
+  removeAbandonedTemps,
+  writePrivateFileSync,
+} from '../shared/private-file.ts';
 import { type ConfigStore, isKeptTokens, type KeptTokens } from '../store/config-store.ts';
-import type { BrokerConfig } from './broker-config.ts';
-import { storedIssuedAt } from './expiry.ts';
+import type { BrokerConfig, RefreshLease } from './broker-config.ts';
+import { nextExpiry, parseKiteLoginTime, storedIssuedAt, toIsoIst } from './expiry.ts';
+
+/** Clocks differ a little between machines; an issue time further ahead than this is not believed. */
+const FUTURE_SKEW_MS = 2 * 60_000;
+/** A temp file older than this was left by a writer that died: each local write takes milliseconds. */
+const TEMP_STALE_MS = 60_000;
+
+/**
+ * This user's private folder for local copies, under `dir` (default the OS temp folder, which others share: the
+ * folder must be ours and 0700, so nobody else can place or replace a file in it).
+ */
+export function localRescueFolder(dir = tmpdir()): string {
+  return join(dir, `kite-token-${process.getuid?.() ?? 'user'}`);
+}
 
 /** The local file that keeps tokens a failed store write would otherwise lose (0600, one per config location). */
 export function localRescuePath(location: string, dir = tmpdir()): string {
   const id = createHash('sha256').update(location).digest('hex').slice(0, 16);
-  return join(dir, `kite-token-rescue-${id}.json`);
+  return join(localRescueFolder(dir), `kite-token-rescue-${id}.json`);
 }
 
 /**
- * Tokens a failed write kept on this machine, or null. Only a file this user owns with mode 0600 counts: the temp
- * folder is shared, and a planted file must not reach the document.
+ * Kite's login_time, when it is close to now. A renewal may echo the original login's time, or a clock may be off;
+ * either would put the 06:00 expiry a day early (a token that looks dead at once) or far away (never renewed).
+ */
+function plausibleLoginTime(loginTime: string | undefined, issuedAt: Date): Date | undefined {
+  const at = parseKiteLoginTime(loginTime);
+  if (!at) return undefined;
+  const skew = at.getTime() - issuedAt.getTime();
+  return skew > -10 * 60_000 && skew < 2 * 60_000 ? at : undefined;
+}
+
+/** The tokens of a session Kite just issued, with their 06:00 IST expiry (from Kite's login_time when it sent one). */
+export function tokensFromSession(
+  session: { userId: string; accessToken: string; refreshToken: string; loginTime?: string | undefined },
+  issuedAt: Date,
+): KeptTokens {
+  return {
+    access_token: session.accessToken,
+    refresh_token: session.refreshToken,
+    user_id: session.userId,
+    access_token_expires_at: toIsoIst(
+      nextExpiry(plausibleLoginTime(session.loginTime, issuedAt) ?? issuedAt),
+    ),
+    // To the millisecond: two renewals within one second must still tell which is newer.
+    issued_at: toIsoIst(issuedAt, { ms: true }),
+  };
+}
+
+const text = (value: unknown): string => (typeof value === 'string' ? value : '');
+
+/**
+ * The tokens in Kite's raw success answer to a renewal, read with nothing but JSON.parse so they can be kept the
+ * moment the bytes arrive; undefined for anything else (an error body, a page from a proxy). `userId` stands in when
+ * the answer names no user: the refresh token that was renewed is the document's, so the user is too.
+ */
+export function tokensFromAnswer(body: string, issuedAt: Date, userId: string): KeptTokens | undefined {
+  let envelope: unknown;
+  try {
+    envelope = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  const data = (envelope as { status?: unknown; data?: Record<string, unknown> } | null) ?? {};
+  if (data.status !== 'success' || typeof data.data !== 'object' || data.data === null) return undefined;
+  const d = data.data;
+  if (!text(d.access_token)) return undefined;
+  return tokensFromSession(
+    {
+      userId: text(d.user_id) || userId,
+      accessToken: text(d.access_token),
+      refreshToken: text(d.refresh_token),
+      loginTime: text(d.login_time) || undefined,
+    },
+    issuedAt,
+  );
+}
+
+/**
+ * Tokens a failed write kept on this machine, or null. Only a file in this user's private folder, owned by this user
+ * with mode 0600, opened without following a symlink, counts; an empty or partial file is ignored.
  */
 export async function loadLocalRescue(path: string): Promise<KeptTokens | null> {
+  if (!(await isPrivateFolder(dirname(path)))) return null;
+  const content = await readPrivateFile(path);
+  if (content === null) return null;
   try {
-    const info = await stat(path);
-    if ((info.mode & 0o077) !== 0 || (process.getuid && info.uid !== process.getuid())) return null;
-    const value: unknown = JSON.parse(await readFile(path, 'utf8'));
+    const value: unknown = JSON.parse(content);
     return isKeptTokens(value) ? value : null;
   } catch {
     return null;
   }
 }
 
-export async function saveLocalRescue(path: string, tokens: KeptTokens): Promise<void> {
-  await unlink(path).catch(() => {});
-  const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-  try {
-    await handle.writeFile(`${JSON.stringify(tokens)}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+/**
+ * Keeps tokens on local disk, synchronously (see writePrivateFileSync): called the moment Kite's answer arrives.
+ * Throws when the private folder cannot be made or is not ours.
+ */
+export function saveLocalRescue(path: string, tokens: KeptTokens): void {
+  ensurePrivateFolderSync(dirname(path));
+  writePrivateFileSync(path, `${JSON.stringify(tokens)}\n`);
+  void removeAbandonedTemps(path, TEMP_STALE_MS).catch(() => {});
 }
 
-/** Keeps tokens on local disk and in the store's rescue slot. Returns where they went. */
+/** Lease owners of the runs in this process that are between asking Kite and storing the answer. */
+const renewingHere = new Set<string>();
+
+/** Marks `owner` as renewing in this process until the returned function is called. */
+export function markRenewing(owner: string): () => void {
+  renewingHere.add(owner);
+  return () => renewingHere.delete(owner);
+}
+
+/**
+ * True when a local copy belongs to a renewal still in progress: the run that kept it holds the document's live lease
+ * and is still running (in this process, or in another live process on this machine). That run stores it; anyone
+ * else's copy, or one whose run died, goes in at once.
+ */
+export function keptByLiveRenewal(kept: KeptTokens, lease: RefreshLease | undefined, now: Date): boolean {
+  const by = kept.kept_by;
+  if (!by || !lease || lease.owner !== by.owner || Date.parse(lease.until) <= now.getTime()) return false;
+  if (by.pid === process.pid) return renewingHere.has(by.owner);
+  return !processIsGone(by.pid);
+}
+
+/** Removes the local copy once its tokens (or newer ones) are in the document. */
+export async function clearLocalRescue(path: string): Promise<void> {
+  await unlink(path).catch(() => {});
+}
+
+/** Keeps tokens on local disk and, unless it already holds them, in the store's rescue slot. Returns where they went. */
 export async function keepTokens(
   store: ConfigStore,
   tokens: KeptTokens,
-  rescueDir?: string,
+  options: { rescueDir?: string | undefined; inStoreSlot?: boolean } = {},
 ): Promise<string[]> {
   const kept: string[] = [];
-  const path = localRescuePath(store.location, rescueDir);
+  const path = localRescuePath(store.location, options.rescueDir);
   try {
-    await saveLocalRescue(path, tokens);
+    saveLocalRescue(path, tokens);
     kept.push(path);
   } catch {
     // The store's slot is the other copy; one is enough.
   }
-  try {
-    await store.saveRescue(tokens);
+  if (options.inStoreSlot || (await saveStoreRescue(store, tokens)))
     kept.push(`${store.location} (rescue slot)`);
-  } catch {
-    // Reported through `kept`.
-  }
   return kept;
 }
 
-/** Kept tokens are worth storing only if they are newer than the document's and not yet expired. */
+/** Puts the tokens in the store's rescue slot. True when they are there. */
+export async function saveStoreRescue(store: ConfigStore, tokens: KeptTokens): Promise<boolean> {
+  try {
+    await store.saveRescue(tokens);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why kept tokens must not go into the document, or undefined when they may. Kept tokens come from a file or a
+ * store others may be able to write, so they must belong to the pinned user and be issued no later than now; and
+ * they are worth storing only if newer than the document's token and not yet expired.
+ */
+export function keptTokensProblem(
+  kept: KeptTokens,
+  config: BrokerConfig,
+  now: Date,
+): 'other_user' | 'from_the_future' | 'not_newer' | 'expired' | undefined {
+  const issuedAt = Date.parse(kept.issued_at);
+  if (config.user_id && kept.user_id !== config.user_id) return 'other_user';
+  if (!(issuedAt <= now.getTime() + FUTURE_SKEW_MS)) return 'from_the_future';
+  if (kept.access_token === config.api_secret || !(issuedAt > storedIssuedAt(config))) return 'not_newer';
+  if (!(Date.parse(kept.access_token_expires_at) > now.getTime())) return 'expired';
+  return undefined;
+}
+
+/** Kept tokens may go into the document: see keptTokensProblem. */
 export function keptTokensUsable(kept: KeptTokens, config: BrokerConfig, now: Date): boolean {
-  return (
-    kept.access_token !== config.api_secret &&
-    Date.parse(kept.issued_at) > storedIssuedAt(config) &&
-    Date.parse(kept.access_token_expires_at) > now.getTime()
-  );
+  return keptTokensProblem(kept, config, now) === undefined;
 }
 
 /** Removes kept copies once the tokens (or newer ones) are in the document. */
 export async function clearKeptTokens(store: ConfigStore, rescueDir?: string): Promise<void> {
-  await unlink(localRescuePath(store.location, rescueDir)).catch(() => {});
+  await clearLocalRescue(localRescuePath(store.location, rescueDir));
   await store.clearRescue().catch(() => {});
 }

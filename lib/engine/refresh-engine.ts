@@ -31,7 +31,10 @@ export interface RenewedSession {
 
 /** What the engine needs from Kite: KiteClient fits. */
 export interface TokenRenewer {
-  renewAccessToken(refreshToken: string): Promise<RenewedSession>;
+  renewAccessToken(
+    refreshToken: string,
+    options?: { onAnswer?: (body: string) => void; retryOnlyUnsent?: boolean },
+  ): Promise<RenewedSession>;
 }
 
 export interface RefreshDeps {
@@ -56,7 +59,7 @@ export interface RefreshDeps {
   renewalBudgetMs?: number;
   /** Retries of the final write; a token Kite issued is worth waiting for. */
   writeRetry?: WriteRetry;
-  /** Folder for the local copy of tokens a failed write could not store. Default: the OS temp folder. */
+  /** Where this user's private folder (0700) for local copies of kept tokens is made. Default: the OS temp folder. */
   rescueDir?: string;
 }
 
@@ -115,9 +118,9 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
     const doc = await readDocument(run, round);
     const result =
       decide(run, doc) ??
-      (await waitForOtherLease(run, doc)) ??
       (await storeLocalKept(run, doc)) ??
       (await storeSlotKept(run, doc)) ??
+      (await waitForOtherLease(run, doc)) ??
       askForLogin(run, doc) ??
       ensureTimeToRenew(run) ??
       (await renewUnderLease(run, doc));

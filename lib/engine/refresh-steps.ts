@@ -1,6 +1,5 @@
 // The phases of one refresh round, in the order refreshToken runs them. Each looks at one read of the document and
 // finishes the run, asks for a fresh read, or hands on; what outlives a round is in RefreshRun.
-import { unlink } from 'node:fs/promises';
 import { backoffDelay, sleep } from '../shared/backoff.ts';
 import { ConflictError, RefreshBusyError } from '../shared/errors.ts';
 import type { Log } from '../shared/log.ts';
@@ -8,7 +7,13 @@ import { maskToken } from '../shared/mask.ts';
 import type { KeptTokens, StoredConfig } from '../store/config-store.ts';
 import { hasRefreshToken, type RefreshLease } from './broker-config.ts';
 import { type DueDecision, expiryOf, formatIst, refreshDue, withCallerReason } from './expiry.ts';
-import { clearKeptTokens, keptTokensUsable, loadLocalRescue } from './kept-tokens.ts';
+import {
+  clearKeptTokens,
+  clearLocalRescue,
+  keptByLiveRenewal,
+  keptTokensProblem,
+  loadLocalRescue,
+} from './kept-tokens.ts';
 import type { RefreshDeps, RefreshOutcome, RefreshRequest } from './refresh-engine.ts';
 import { withTokens } from './token-write.ts';
 
@@ -127,13 +132,35 @@ export async function waitForOtherLease(run: RefreshRun, doc: Reading): Promise<
   return 'again';
 }
 
-/** Tokens a failed write kept on this machine go in before anything asks Kite again. */
+/**
+ * Whether kept tokens may go in; a copy that must never go in (another user's, dated in the future) is reported,
+ * since only someone else can have put it there.
+ */
+function trustKept(run: RefreshRun, doc: Reading, kept: KeptTokens, where: string): boolean {
+  const problem = keptTokensProblem(kept, doc.config, run.now());
+  if (problem === 'other_user' || problem === 'from_the_future') {
+    run.log.warn('⚠️  Kept tokens ignored', {
+      location: where,
+      reason:
+        problem === 'other_user'
+          ? `they belong to ${kept.user_id || 'no user'}, not to the pinned ${doc.config.user_id}`
+          : 'they claim to be issued in the future',
+    });
+  }
+  return problem === undefined;
+}
+
+/**
+ * Tokens a failed write kept on this machine go in before anything asks Kite again, and before any lease is waited
+ * for: the lease may be this machine's own dead run, and compare-and-swap keeps the write safe. Storing them clears
+ * the lease they supersede.
+ */
 export async function storeLocalKept(run: RefreshRun, doc: Reading): Promise<PhaseResult> {
   const local = await loadLocalRescue(run.localPath);
-  if (!local) return undefined;
-  if (!keptTokensUsable(local, doc.config, run.now())) {
-    // Older than what is stored, or expired: a later run must not write it back.
-    await unlink(run.localPath).catch(() => {});
+  if (!local || keptByLiveRenewal(local, doc.config.refresh_lease, run.now())) return undefined;
+  if (!trustKept(run, doc, local, run.localPath)) {
+    // Older than what is stored, expired, or not this user's: a later run must not write it back.
+    await clearLocalRescue(run.localPath);
     return undefined;
   }
   const stored = await storeKept(run, doc, local);
@@ -146,7 +173,7 @@ export async function storeLocalKept(run: RefreshRun, doc: Reading): Promise<Pha
 export async function storeSlotKept(run: RefreshRun, doc: Reading): Promise<PhaseResult> {
   if (hasRefreshToken(doc.config)) return undefined;
   const rescued = await run.deps.store.loadRescue().catch(() => null);
-  if (!rescued || !keptTokensUsable(rescued, doc.config, run.now())) return undefined;
+  if (!rescued || !trustKept(run, doc, rescued, `${run.deps.store.location} (rescue slot)`)) return undefined;
   const stored = await storeKept(run, doc, rescued);
   if (!stored) return 'again';
   await run.deps.store.clearRescue().catch(() => {});

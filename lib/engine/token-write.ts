@@ -4,8 +4,7 @@ import { backoffDelay, EQUAL_JITTER, sleep } from '../shared/backoff.ts';
 import { ConflictError, StoreError } from '../shared/errors.ts';
 import type { ConfigStore, KeptTokens, StoredConfig } from '../store/config-store.ts';
 import type { BrokerConfig } from './broker-config.ts';
-import { nextExpiry, parseKiteLoginTime, toIsoIst } from './expiry.ts';
-import { keepTokens } from './kept-tokens.ts';
+import { keepTokens, saveStoreRescue } from './kept-tokens.ts';
 
 export interface WriteRetry {
   attempts?: number;
@@ -17,36 +16,16 @@ const DEFAULTS = { attempts: 6, baseDelayMs: 200, budgetMs: 15_000 };
 /** Equal jitter keeps a floor under each pause: a store that just failed gets at least half the backoff to recover. */
 const WRITE_BACKOFF = { maxMs: 2_000, jitter: EQUAL_JITTER };
 
-/**
- * Kite's login_time, when it is close to now. A renewal may echo the original login's time, or a clock may be off;
- * either would put the 06:00 expiry a day early (a token that looks dead at once) or far away (never renewed).
- */
-function plausibleLoginTime(loginTime: string | undefined, issuedAt: Date): Date | undefined {
-  const at = parseKiteLoginTime(loginTime);
-  if (!at) return undefined;
-  const skew = at.getTime() - issuedAt.getTime();
-  return skew > -10 * 60_000 && skew < 2 * 60_000 ? at : undefined;
-}
-
-/** The tokens of a session Kite just issued, with their 06:00 IST expiry (from Kite's login_time when it sent one). */
-export function tokensFromSession(
-  session: { userId: string; accessToken: string; refreshToken: string; loginTime?: string | undefined },
-  issuedAt: Date,
-): KeptTokens {
-  return {
-    access_token: session.accessToken,
-    refresh_token: session.refreshToken,
-    user_id: session.userId,
-    access_token_expires_at: toIsoIst(
-      nextExpiry(plausibleLoginTime(session.loginTime, issuedAt) ?? issuedAt),
-    ),
-    issued_at: toIsoIst(issuedAt),
-  };
-}
-
 /** `base` with the tokens in place and no refresh lease (whoever held it is done, or superseded). */
 export function withTokens(base: BrokerConfig, tokens: KeptTokens): BrokerConfig {
-  const { refresh_lease: _lease, ...rest } = base;
+  // A stored token answers any renewal whose answer was lost: that note goes with the lease.
+  const {
+    refresh_lease: _lease,
+    unanswered_renewal_at: _unanswered,
+    ...rest
+  } = base as BrokerConfig & {
+    unanswered_renewal_at?: unknown;
+  };
   return {
     ...rest,
     api_secret: tokens.access_token,
@@ -103,33 +82,67 @@ async function attemptWrite(
   }
 }
 
+/** Where the write loop stands: the document to write on, the last failure, and whether the store's slot has a copy. */
+interface WriteState {
+  current: StoredConfig;
+  lastError: unknown;
+  inStoreSlot: boolean;
+}
+
+/**
+ * After a failed attempt: a conflict applies again at once on the latest document; a store failure first puts a copy
+ * in the store's rescue slot (at the first failure, and again after each failure until one lands), then pauses.
+ * Returns false when the loop should stop.
+ */
+async function afterFailure(
+  options: WriteTokensOptions,
+  state: WriteState,
+  result: Exclude<WriteAttempt, { done: BrokerConfig }>,
+  pause: {
+    attempt: number;
+    started: number;
+    budgetMs: number;
+    backoff: typeof WRITE_BACKOFF & { baseMs: number };
+  },
+): Promise<boolean> {
+  state.lastError = result.error;
+  if ('latest' in result) {
+    state.current = result.latest;
+    return true;
+  }
+  if (!state.inStoreSlot) state.inStoreSlot = await saveStoreRescue(options.store, options.tokens);
+  if (!result.retryable) return false;
+  const delay = backoffDelay(pause.attempt, pause.backoff);
+  if (Date.now() - pause.started + delay > pause.budgetMs) return false;
+  await sleep(delay);
+  return true;
+}
+
 /**
  * Writes `apply(document)` with compare-and-swap. Retries transient store failures with backoff; on a conflict,
  * re-reads and applies again, unless `superseded(latest)` says the document already holds something newer, which
- * then stands. When it cannot write, keeps the tokens (keepTokens) and throws TokensNotWrittenError.
+ * then stands. From the first failed write on, a copy sits in the store's rescue slot (removed once the write lands).
+ * When it cannot write, keeps the tokens (keepTokens) and throws TokensNotWrittenError.
  */
 export async function writeTokens(options: WriteTokensOptions): Promise<BrokerConfig> {
   const attempts = options.retry?.attempts ?? DEFAULTS.attempts;
   const backoff = { baseMs: options.retry?.baseDelayMs ?? DEFAULTS.baseDelayMs, ...WRITE_BACKOFF };
   const budgetMs = options.retry?.budgetMs ?? DEFAULTS.budgetMs;
   const started = Date.now();
-  let current = options.start;
-  let lastError: unknown;
+  const state: WriteState = { current: options.start, lastError: undefined, inStoreSlot: false };
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    const result = await attemptWrite(options, current);
-    if ('done' in result) return result.done;
-    lastError = result.error;
-    if ('latest' in result) {
-      // A conflict: apply again on top of what is there now, at once.
-      current = result.latest;
-      continue;
+    const result = await attemptWrite(options, state.current);
+    if ('done' in result) {
+      if (state.inStoreSlot) await options.store.clearRescue().catch(() => {});
+      return result.done;
     }
-    if (!result.retryable) break;
-    const delay = backoffDelay(attempt, backoff);
-    if (Date.now() - started + delay > budgetMs) break;
-    await sleep(delay);
+    if (!(await afterFailure(options, state, result, { attempt, started, budgetMs, backoff }))) break;
   }
-  const kept = await keepTokens(options.store, options.tokens, options.rescueDir);
+  const kept = await keepTokens(options.store, options.tokens, {
+    rescueDir: options.rescueDir,
+    inStoreSlot: state.inStoreSlot,
+  });
+  const { lastError } = state;
   const cause = lastError instanceof Error ? `${lastError.name}: ${lastError.message}` : String(lastError);
   throw new TokensNotWrittenError(cause, { kept, cause: lastError });
 }

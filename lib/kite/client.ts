@@ -2,6 +2,7 @@
 // Tokens, checksums and the app secret go only into request bodies, query strings and headers: never into an error.
 import { createHash } from 'node:crypto';
 import { apiRootFrom } from '../engine/broker-config.ts';
+import { certainlyNotActedOn } from '../shared/errors.ts';
 import {
   interpretResponse,
   type KiteProfile,
@@ -70,6 +71,20 @@ export function loginUrl(
   return url.href;
 }
 
+/** How one renewal goes: a sink for Kite's answer, and which failures may be tried again. */
+export interface RenewOptions {
+  /**
+   * Gets the raw body of a 2xx answer the moment it has arrived, before it is parsed, so the tokens in it can be kept
+   * before anything else runs. Synchronous on purpose; what it throws is ignored.
+   */
+  onAnswer?: (body: string) => void;
+  /**
+   * Retry only failures Kite certainly did not act on (connection refused, DNS, 429). For a Kite that retires the
+   * refresh token on renewal: a retry after a lost answer would only get 403 for a token that renewal retired.
+   */
+  retryOnlyUnsent?: boolean;
+}
+
 interface CallSpec<T> {
   method: 'GET' | 'POST' | 'DELETE';
   path: string;
@@ -79,6 +94,16 @@ interface CallSpec<T> {
   /** Values to scrub from anything that could end up in an error. */
   secrets: string[];
   parse: (data: unknown, endpoint: string, status: number) => T;
+  onAnswer?: ((body: string) => void) | undefined;
+  retryIf?: ((error: unknown) => boolean) | undefined;
+}
+
+function handOver(onAnswer: ((body: string) => void) | undefined, body: string): void {
+  try {
+    onAnswer?.(body);
+  } catch {
+    // Keeping a copy is the caller's business; the answer still goes back to it.
+  }
 }
 
 export class KiteClient {
@@ -123,7 +148,7 @@ export class KiteClient {
   }
 
   /** Gets a new access token with a refresh token (issued only to exchange-approved platforms). */
-  renewAccessToken(refreshToken: string): Promise<KiteSession> {
+  renewAccessToken(refreshToken: string, options: RenewOptions = {}): Promise<KiteSession> {
     return this.#call({
       method: 'POST',
       path: '/session/refresh_token',
@@ -134,6 +159,8 @@ export class KiteClient {
       },
       secrets: [refreshToken],
       parse: parseSession,
+      onAnswer: options.onAnswer,
+      retryIf: options.retryOnlyUnsent ? certainlyNotActedOn : undefined,
     });
   }
 
@@ -181,6 +208,7 @@ export class KiteClient {
     ];
     return withRetry((context) => this.#attempt(spec, endpoint, secrets, context), this.#retry, {
       timeoutMs: this.#timeoutMs,
+      ...(spec.retryIf ? { retryIf: spec.retryIf } : {}),
     });
   }
 
@@ -235,6 +263,7 @@ export class KiteClient {
       throw networkError(error, endpoint, context.timeoutMs, secrets);
     }
     report(response.status);
+    if (response.status >= 200 && response.status < 300) handOver(spec.onAnswer, response.text);
     return interpretResponse(
       response,
       { endpoint, secrets, previousError: context.previousError },

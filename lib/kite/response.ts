@@ -132,6 +132,17 @@ function networkCode(error: unknown): string | undefined {
   return undefined;
 }
 
+/** Failures before a connection existed: the request never left this machine. */
+const NOT_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
 /** The error for an attempt that got no answer: a timeout, or a transport failure with its system code. */
 export function networkError(
   error: unknown,
@@ -155,6 +166,7 @@ export function networkError(
   const reason = [code, detail].filter(Boolean).join(': ');
   return new KiteNetworkError(`Kite ${endpoint}: network failure${reason ? ` (${reason})` : ''}`, {
     timedOut: false,
+    mayHaveReachedKite: code === undefined || !NOT_SENT_CODES.has(code),
     cause,
   });
 }

@@ -1,7 +1,7 @@
 // Retry policy for Kite calls: exponential backoff with full jitter, bounded by an attempt count and a total
 // time budget, so a refresh that Kite keeps failing ends well before a Lambda timeout instead of at it.
 import { backoffDelay, FULL_JITTER, sleep } from '../shared/backoff.ts';
-import { KiteApiError, KiteNetworkError } from '../shared/errors.ts';
+import { certainlyNotActedOn, KiteApiError, KiteNetworkError } from '../shared/errors.ts';
 
 export interface RetryOptions {
   /** Attempts in all, the first included. Default 4. */
@@ -63,7 +63,7 @@ export interface AttemptContext {
   attempt: number;
   /** Time this attempt may take: the per-attempt timeout, shortened to what is left of the budget. */
   timeoutMs: number;
-  /** What the previous attempt threw, if any. */
+  /** What the previous attempt threw, if any; an earlier one Kite may have acted on wins over a later refusal. */
   previousError: unknown;
 }
 
@@ -73,6 +73,18 @@ export interface RetryRuntime {
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
+  /** A further condition on retrying an error worth retrying (e.g. only failures Kite certainly did not act on). */
+  retryIf?: (error: unknown) => boolean;
+}
+
+function worthRetrying(error: unknown, attempt: number, policy: RetryPolicy, runtime: RetryRuntime): boolean {
+  return isRetryable(error) && (runtime.retryIf?.(error) ?? true) && attempt < policy.maxAttempts;
+}
+
+/** An attempt Kite may have acted on stays the one reported: a later refused connection says nothing of it. */
+function reportedError(earlier: unknown, latest: unknown): unknown {
+  const keepEarlier = earlier !== undefined && !certainlyNotActedOn(earlier);
+  return keepEarlier && certainlyNotActedOn(latest) ? earlier : latest;
 }
 
 /**
@@ -88,9 +100,10 @@ export async function withRetry<T>(
   const pause = runtime.sleep ?? sleep;
   const deadline = now() + policy.totalBudgetMs;
   let previousError: unknown;
+  let lastError: unknown;
   for (let n = 1; ; n++) {
     const remaining = deadline - now();
-    if (n > 1 && remaining <= 0) throw previousError;
+    if (n > 1 && remaining <= 0) throw lastError;
     try {
       return await attempt({
         attempt: n,
@@ -98,11 +111,12 @@ export async function withRetry<T>(
         previousError,
       });
     } catch (error: unknown) {
-      if (!isRetryable(error) || n >= policy.maxAttempts) throw error;
+      if (!worthRetrying(error, n, policy, runtime)) throw error;
       const delay = retryDelay(n, policy, runtime.random);
       // Sleeping past the deadline would only postpone the same failure.
       if (now() + delay >= deadline) throw error;
-      previousError = error;
+      lastError = error;
+      previousError = reportedError(previousError, error);
       await pause(delay);
     }
   }

@@ -2,14 +2,8 @@
 // request token is exchanged once, the pinned account is enforced and the tokens are stored with compare-and-swap.
 import type { BrokerConfig } from '../engine/broker-config.ts';
 import { formatIst, storedIssuedAt } from '../engine/expiry.ts';
-import { clearKeptTokens } from '../engine/kept-tokens.ts';
-import {
-  TokensNotWrittenError,
-  tokensFromSession,
-  type WriteRetry,
-  withTokens,
-  writeTokens,
-} from '../engine/token-write.ts';
+import { clearKeptTokens, tokensFromSession } from '../engine/kept-tokens.ts';
+import { TokensNotWrittenError, type WriteRetry, withTokens, writeTokens } from '../engine/token-write.ts';
 import { describeError } from '../shared/errors.ts';
 import { type Log, silentLog } from '../shared/log.ts';
 import { maskToken } from '../shared/mask.ts';

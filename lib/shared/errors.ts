@@ -64,10 +64,25 @@ export class KiteApiError extends AppError {
 export class KiteNetworkError extends AppError {
   override name = 'KiteNetworkError';
   readonly timedOut: boolean;
-  constructor(message: string, options: AppErrorOptions & { timedOut: boolean }) {
+  /**
+   * False only when the request certainly never left this machine (connection refused, DNS): a timeout or a
+   * connection cut after sending may have reached Kite, which may have acted on it.
+   */
+  readonly mayHaveReachedKite: boolean;
+  constructor(
+    message: string,
+    options: AppErrorOptions & { timedOut: boolean; mayHaveReachedKite?: boolean },
+  ) {
     super(message, { retryable: true, cause: options.cause });
     this.timedOut = options.timedOut;
+    this.mayHaveReachedKite = options.mayHaveReachedKite ?? true;
   }
+}
+
+/** A failed Kite call that Kite certainly did not act on: it never arrived, or Kite turned it away (429). */
+export function certainlyNotActedOn(e: unknown): boolean {
+  if (e instanceof KiteNetworkError) return !e.mayHaveReachedKite;
+  return e instanceof KiteApiError && e.status === 429;
 }
 
 /**

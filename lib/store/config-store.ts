@@ -17,6 +17,8 @@ export interface KeptTokens {
   access_token_expires_at: string;
   /** ISO-8601 instant Kite issued the token. */
   issued_at: string;
+  /** The run that renewed (its lease owner) and its process, on a local copy kept while that run is still writing. */
+  kept_by?: { owner: string; pid: number } | undefined;
 }
 
 /** Rescued tokens come back from disk or a store: check their shape before they go near the document. */

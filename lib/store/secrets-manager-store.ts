@@ -217,7 +217,10 @@ export class SecretsManagerStore implements ConfigStore {
     try {
       stages = await this.#versionStages();
     } catch {
-      throw awsStoreError('UpdateSecretVersionStage', this.location, e);
+      // Without the labels the move's answer must do: InvalidParameterException is the compare failing, a conflict.
+      if (awsErrorFacts(e).name !== 'InvalidParameterException')
+        throw awsStoreError('UpdateSecretVersionStage', this.location, e);
+      throw new ConflictError(`${this.location} changed since it was read`, { cause: e });
     }
     const current = currentVersion(stages);
     // A retried move whose first attempt landed, after which the SDK gave up on a lost answer.

@@ -1,7 +1,11 @@
-import { spawnSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EXIT, runCli } from '../../lib/cli/cli.ts';
+import { refreshToken } from '../../lib/engine/refresh-engine.ts';
+import { FileStore } from '../../lib/store/file-store.ts';
 import { cleanEnv } from '../../testing/clean-env.ts';
 import {
   leakedTokens,
@@ -135,4 +139,34 @@ describe('the kite-token bin', () => {
     expect(child.status).toBe(EXIT.badInput);
     expect(child.stderr).toMatch(/^not found: .*does not exist\n$/);
   });
+
+  it('on SIGTERM while Kite is renewing, exits only once the new token is kept, and the next run stores it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cli-sigterm-'));
+    const path = join(dir, 'broker-config.json');
+    await writeFile(path, `${JSON.stringify(seedConfig(fx.sandbox, 'expired'), null, 2)}\n`, { mode: 0o600 });
+    fx.sandbox.setLatency(1_000);
+    const child = spawn(process.execPath, ['bin/kite-token.ts', 'refresh', '--config', path], {
+      env: cleanEnv({ KITE_API_SECRET: fx.appSecret, TMPDIR: dir }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      child.on('close', (code, signal) => resolve({ code, signal })),
+    );
+    while (!fx.sandbox.calls['POST /session/refresh_token']) await new Promise((r) => setTimeout(r, 10));
+
+    child.kill('SIGTERM');
+    const { code, signal } = await exited;
+
+    expect({ code, signal }).toEqual({ code: 143, signal: null });
+    fx.sandbox.setLatency(0);
+    const store = new FileStore({ path });
+    const next = await refreshToken({ store, kite: () => fx.kite, rescueDir: dir });
+    expect(next).toMatchObject({ status: 'refreshed', kiteCalls: 0 });
+    expect(fx.sandbox.calls['POST /session/refresh_token']).toBe(1);
+    expect(fx.sandbox.isAccessTokenValid((await store.read()).config.api_secret)).toBe(true);
+    expect(leakedTokens(fx.sandbox, output)).toEqual([]);
+  }, 30_000);
 });

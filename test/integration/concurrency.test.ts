@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type RefreshDeps, refreshToken } from '../../lib/engine/refresh-engine.ts';
 import { KiteClient } from '../../lib/kite/client.ts';
 import type { ConfigStore } from '../../lib/store/config-store.ts';
+import { FileStore } from '../../lib/store/file-store.ts';
 import { cleanEnv } from '../../testing/clean-env.ts';
 import {
   API_KEY,
@@ -223,6 +224,30 @@ describe('refreshers in separate processes', () => {
     expect(new Set(lines.map((l) => l.token))).toEqual(new Set([hash(stored)]));
     expect(lines.filter((l) => l.status === 'refreshed')).toHaveLength(1);
     expect(leakedTokens(fx.sandbox, results.map((r) => r.out + r.err).join('\n'))).toEqual([]);
+  }, 90_000);
+
+  it('keeps the renewed tokens when the process is killed right after Kite’s answer arrives', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'killed-after-answer-'));
+    const path = join(dir, 'broker-config.json');
+    await writeFile(path, `${JSON.stringify(seedConfig(fx.sandbox, 'expired'), null, 2)}\n`, { mode: 0o600 });
+    const env = {
+      BROKER_CONFIG_URI: path,
+      KITE_API_SECRET: fx.appSecret,
+      RESCUE_DIR: dir,
+      KILL_AFTER_KITE_ANSWER: '1',
+    };
+
+    const killed = await worker(env).done;
+
+    expect(killed.code).toBeNull();
+    expect(renewals()).toBe(1);
+    const store = new FileStore({ path });
+    const next = await refreshToken({ ...deps(store), rescueDir: dir });
+    expect(next).toMatchObject({ status: 'refreshed', kiteCalls: 0 });
+    expect(renewals()).toBe(1);
+    const stored = (await store.read()).config;
+    expect(fx.sandbox.isAccessTokenValid(stored.api_secret)).toBe(true);
+    expect(stored.refresh_lease).toBeUndefined();
   }, 90_000);
 
   it('lets a later refresher finish when the lease holder is killed mid-renewal', async () => {

@@ -1,5 +1,17 @@
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -118,6 +130,59 @@ describe('FileStore', () => {
   });
 });
 
+describe('FileStore rescue slot', () => {
+  const tokens = {
+    access_token: 'planted-access',
+    user_id: 'EVIL01',
+    access_token_expires_at: '2099-01-02T06:00:00+05:30',
+    issued_at: '2099-01-01T09:00:00+05:30',
+  };
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'does not load a rescue file another user owns (another owner needs root: chown to uid 65534)',
+    async () => {
+      const store = new FileStore({ path });
+      await writeFile(store.rescuePath, JSON.stringify(tokens), { mode: 0o600 });
+      await chown(store.rescuePath, 65534, 65534);
+      expect(await store.loadRescue()).toBeNull();
+    },
+  );
+
+  it('does not load a rescue file others may write to, or one reached through a symlink', async () => {
+    const store = new FileStore({ path });
+    await writeFile(store.rescuePath, JSON.stringify(tokens), { mode: 0o666 });
+    await chmod(store.rescuePath, 0o666);
+    expect(await store.loadRescue()).toBeNull();
+
+    const elsewhere = join(dir, 'elsewhere.json');
+    await writeFile(elsewhere, JSON.stringify(tokens), { mode: 0o600 });
+    await rm(store.rescuePath);
+    await symlink(elsewhere, store.rescuePath);
+    expect(await store.loadRescue()).toBeNull();
+  });
+});
+
+describe('FileStore after a killed writer', () => {
+  it('removes the lock and the temp file a killed writer left behind at the next write', async () => {
+    await writeFile(path, JSON.stringify(base));
+    const script = `
+      import { FileStore } from ${JSON.stringify(join(process.cwd(), 'lib/store/file-store.ts'))};
+      const store = new FileStore({ path: ${JSON.stringify(path)}, beforeRename: () => process.kill(process.pid, 'SIGKILL') });
+      const { config, version } = await store.read();
+      await store.write({ ...config, api_secret: 'never-stored' }, version);
+    `;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(child.signal).toBe('SIGKILL');
+    expect((await readdir(dir)).filter((f) => f.endsWith('.tmp') || f.endsWith('.lock'))).toHaveLength(2);
+
+    const store = new FileStore({ path });
+    const { config, version } = await store.read();
+    await store.write({ ...config, api_secret: 'next' }, version);
+
+    expect((await readdir(dir)).sort()).toEqual(['broker-config.json']);
+  });
+});
+
 describe('FileStore lock', () => {
   it('waits for a live writer and gives up with a retryable StoreError after the lock wait', async () => {
     await writeFile(path, JSON.stringify(base));
@@ -162,5 +227,60 @@ describe('FileStore lock', () => {
     expect(error).toBeInstanceOf(StoreError);
     expect((error as StoreError).retryable).toBe(true);
     expect((await store.read()).config.api_secret).toBe('old-access-token-0000');
+  });
+});
+
+describe('FileStore stale lock takeover', () => {
+  /** A pid no process has: a child that has already exited. */
+  function deadPid(): number {
+    const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
+      encoding: 'utf8',
+    });
+    return Number(child.stdout);
+  }
+
+  it('never removes a fresh lock that took the place of a stale lock two waiters both judged stale', async () => {
+    await writeFile(path, JSON.stringify(base));
+    await writeFile(`${path}.lock`, `${deadPid()}\n`);
+    let entered!: () => void;
+    const judged = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let paused = false;
+    // B judges the dead writer's lock stale, then stalls before removing it.
+    const b = new FileStore({
+      path,
+      onStaleLock: async () => {
+        if (paused) return;
+        paused = true;
+        entered();
+        await gate;
+      },
+    });
+    // A removes the same stale lock, takes a fresh one and, mid-write, lets B go on.
+    const a = new FileStore({
+      path,
+      beforeRename: async () => {
+        release();
+        await new Promise((r) => setTimeout(r, 100));
+      },
+    });
+    const { version } = await a.read();
+
+    const writeB = b.write({ ...base, api_secret: 'token-from-b' }, version);
+    await judged;
+    const results = await Promise.allSettled([
+      a.write({ ...base, api_secret: 'token-from-a' }, version),
+      writeB,
+    ]);
+
+    expect(results[0].status).toBe('fulfilled');
+    expect(results[1].status === 'rejected' && results[1].reason).toBeInstanceOf(ConflictError);
+    expect((await a.read()).config.api_secret).toBe('token-from-a');
+    expect((await readdir(dir)).filter((f) => f.includes('.lock'))).toEqual([]);
   });
 });

@@ -188,6 +188,25 @@ describe('SecretsManagerStore', () => {
     expect(Object.values(emulator.labels(SECRET)).filter((stages) => stages.length === 0)).toHaveLength(1);
   });
 
+  it('reports a lost compare-and-swap as a conflict even when DescribeSecret fails after it', async () => {
+    seed();
+    const [a, b] = [store(), store()];
+    const [readA, readB] = await Promise.all([a.read(), b.read()]);
+    await a.write({ ...readA.config, api_secret: 'writerA' }, readA.version);
+    emulator.injectFault({
+      operation: 'DescribeSecret',
+      times: 10,
+      status: 400,
+      type: 'AccessDeniedException',
+    });
+
+    const error = await failure(b.write({ ...readB.config, api_secret: 'writerB' }, readB.version));
+
+    expect(error).toBeInstanceOf(ConflictError);
+    expect((error as ConflictError).retryable).toBe(true);
+    expect(JSON.parse(emulator.currentValue(SECRET) ?? '{}').api_secret).toBe('writerA');
+  });
+
   it('throws ConflictError when writing on top of a version that is no longer current', async () => {
     seed();
     const subject = store();

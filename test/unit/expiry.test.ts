@@ -215,6 +215,24 @@ describe('stored times', () => {
     );
   });
 
+  it('reads refreshed_at to the second (older documents) and to the millisecond', () => {
+    expect(storedIssuedAt(config({ refreshed_at: '2026-12-02T09:12:40+05:30' }))).toBe(
+      ist('2026-12-02T09:12:40').getTime(),
+    );
+    expect(storedIssuedAt(config({ refreshed_at: '2026-12-02T09:12:40.123+05:30' }))).toBe(
+      ist('2026-12-02T09:12:40').getTime() + 123,
+    );
+    expect(parseStoredInstant('2026-12-02T09:12:40.123+05:30', 'refreshed_at')?.getTime()).toBe(
+      ist('2026-12-02T09:12:40').getTime() + 123,
+    );
+  });
+
+  it('writes an issue time with milliseconds in the +05:30 form, and an expiry without', () => {
+    const at = new Date(ist('2026-12-02T09:12:40').getTime() + 7);
+    expect(toIsoIst(at, { ms: true })).toBe('2026-12-02T09:12:40.007+05:30');
+    expect(toIsoIst(at)).toBe('2026-12-02T09:12:40+05:30');
+  });
+
   it('treats a missing, empty or unreadable refreshed_at as unknown (0)', () => {
     expect(storedIssuedAt(config({}))).toBe(0);
     expect(storedIssuedAt(config({ refreshed_at: '' }))).toBe(0);

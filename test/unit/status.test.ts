@@ -26,6 +26,15 @@ describe('tokenStatus', () => {
     });
   });
 
+  it('reads a refreshed_at with milliseconds', () => {
+    const status = tokenStatus(
+      config({ refreshed_at: '2025-11-07T09:00:00.123+05:30' }),
+      'file:///tmp/broker-config.json',
+      ist('2025-11-07T10:30:00'),
+    );
+    expect(status).toMatchObject({ refreshedAt: '2025-11-07 09:00:00 IST', ageMinutes: 89 });
+  });
+
   it('reports an unreadable refreshed_at as unknown, as the refresh engine reads it', () => {
     const status = tokenStatus(
       config({ refreshed_at: 'not a time' }),
