@@ -1,5 +1,6 @@
 // Checks the deployment parameters CloudFormation cannot check, before anything is packaged or deployed: a wrong
 // value fails `osls package` and `osls deploy` with one message naming the parameter, not a stack half created.
+// At deploy it also decides the login callback's reserved concurrency from the account's quota (`auto`).
 // Plain JavaScript, so osls loads it on whatever Node runs it.
 
 const ACCOUNT_ID = /^\d{12}$/;
@@ -23,16 +24,84 @@ export function onDemandInvokersProblem(value) {
   );
 }
 
+/** The problem with a loginCallbackConcurrency value, or undefined for "auto", "none", "" or a whole number ≥ 1. */
+export function concurrencyProblem(value) {
+  const text = String(value ?? '');
+  if (['', 'auto', 'none'].includes(text) || /^[1-9]\d{0,4}$/.test(text)) return undefined;
+  return 'must be "auto", "none" or a whole number of executions (e.g. 2)';
+}
+
+/** What `loginCallbackConcurrency=auto` reserves when the account's quota allows it. */
+export const AUTO_CONCURRENCY = 2;
+
+/**
+ * How much of the account's concurrency the login callback may reserve: `wanted` when Lambda's unreserved pool
+ * keeps its minimum after it (100, or the whole quota of a smaller account: a new account's 10 leaves none), else 0.
+ */
+export function reservableConcurrency(limit, wanted = AUTO_CONCURRENCY) {
+  const quota = Number(limit?.ConcurrentExecutions ?? 0);
+  const unreserved = Number(limit?.UnreservedConcurrentExecutions ?? 0);
+  return unreserved - wanted >= Math.min(100, quota) ? wanted : 0;
+}
+
+/**
+ * For `loginCallbackConcurrency=auto`: asks Lambda for the account's concurrency (GetAccountSettings) and writes the
+ * reservation into the template, or leaves none and says why. Returns what was reserved.
+ */
+export async function reserveLoginCallbackConcurrency({ setting, template, lambda, log }) {
+  const callback = template?.Resources?.LoginCallbackLambdaFunction;
+  if (String(setting ?? '') !== 'auto' || !callback) return 0;
+  const { GetAccountSettingsCommand } = await import('@aws-sdk/client-lambda');
+  const { AccountLimit } = await lambda.send(new GetAccountSettingsCommand({}));
+  const reserved = reservableConcurrency(AccountLimit);
+  if (reserved > 0) {
+    callback.Properties.ReservedConcurrentExecutions = reserved;
+    log.notice(`Login callback: ${reserved} reserved concurrent executions (loginCallbackConcurrency=auto).`);
+  } else {
+    delete callback.Properties.ReservedConcurrentExecutions;
+    log.warning(
+      `Login callback: no reserved concurrency. The account's Lambda concurrency quota ` +
+        `(${AccountLimit?.ConcurrentExecutions ?? 'unknown'}) leaves none to reserve, so a flood of requests to the ` +
+        'public callback URL can take concurrency from other functions. Ask AWS to raise the quota ' +
+        '(Service Quotas, "Concurrent executions") and deploy again.',
+    );
+  }
+  return reserved;
+}
+
 export default class ParameterChecks {
-  constructor(serverless) {
+  constructor(serverless, _options, utils) {
     this.serverless = serverless;
-    this.hooks = { 'before:package:initialize': () => this.check() };
+    this.log = utils?.log ?? { notice: console.log, warning: console.warn };
+    this.hooks = {
+      'before:package:initialize': () => this.check(),
+      'before:deploy:deploy': () => this.reserve(),
+    };
+  }
+
+  async reserve() {
+    const provider = this.serverless.getProvider('aws');
+    const { LambdaClient } = await import('@aws-sdk/client-lambda');
+    await reserveLoginCallbackConcurrency({
+      setting: this.serverless.service.custom?.loginCallbackConcurrency,
+      template: this.serverless.service.provider.compiledCloudFormationTemplate,
+      lambda: new LambdaClient({
+        region: provider.getRegion(),
+        credentials: provider.getAwsSdkV3CredentialsProvider(),
+      }),
+      log: this.log,
+    });
   }
 
   check() {
-    const problem = onDemandInvokersProblem(this.serverless.service.custom?.onDemandInvokers);
-    if (problem) {
-      throw new this.serverless.classes.Error(`Parameter onDemandInvokers ${problem}.`, 'INVALID_PARAMETER');
+    const custom = this.serverless.service.custom ?? {};
+    const problems = [
+      ['onDemandInvokers', onDemandInvokersProblem(custom.onDemandInvokers)],
+      ['loginCallbackConcurrency', concurrencyProblem(custom.loginCallbackConcurrency)],
+    ].filter(([, problem]) => problem);
+    if (problems.length > 0) {
+      const text = problems.map(([name, problem]) => `Parameter ${name} ${problem}.`).join(' ');
+      throw new this.serverless.classes.Error(text, 'INVALID_PARAMETER');
     }
   }
 }

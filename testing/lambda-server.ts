@@ -1,5 +1,6 @@
 // AWS Lambda's Invoke API on loopback (REST JSON: POST /2015-03-31/functions/{name}/invocations), running
 // registered handlers in-process, so the caller helper is tested with the real LambdaClient against the real handler.
+// It also answers GetAccountSettings (GET /2016-08-19/account-settings/) with limits a test sets.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,8 +8,16 @@ import type { Context } from 'aws-lambda';
 
 export type InvokeHandler = (event: unknown, context: Context) => Promise<unknown>;
 
+/** What GetAccountSettings reports about concurrency. */
+export interface AccountConcurrency {
+  ConcurrentExecutions: number;
+  UnreservedConcurrentExecutions: number;
+}
+
 export interface LambdaEmulator {
   readonly endpoint: string;
+  /** The account's concurrency as GetAccountSettings reports it; default a fresh account's 1000. */
+  account: AccountConcurrency;
   /** Invocations received, by function name. */
   readonly invocations: Record<string, number>;
   register(name: string, handler: InvokeHandler): void;
@@ -61,7 +70,23 @@ export async function startLambdaEmulator(options: { port?: number } = {}): Prom
   const handlers = new Map<string, InvokeHandler>();
   const invocations: Record<string, number> = {};
 
+  const account: AccountConcurrency = { ConcurrentExecutions: 1000, UnreservedConcurrentExecutions: 1000 };
+
   const server = createServer(async (req, res) => {
+    if (req.method === 'GET' && /^\/2016-08-19\/account-settings\/?(\?.*)?$/.test(req.url ?? '')) {
+      if (!req.headers.authorization) {
+        return send(res, 403, { message: 'Missing Authentication Token' });
+      }
+      return send(res, 200, {
+        AccountLimit: {
+          TotalCodeSize: 80_530_636_800,
+          CodeSizeUnzipped: 262_144_000,
+          CodeSizeZipped: 52_428_800,
+          ...account,
+        },
+        AccountUsage: { TotalCodeSize: 0, FunctionCount: 0 },
+      });
+    }
     const match = /^\/2015-03-31\/functions\/([^/]+)\/invocations(\?.*)?$/.exec(req.url ?? '');
     if (req.method !== 'POST' || !match?.[1]) {
       return send(
@@ -135,6 +160,7 @@ export async function startLambdaEmulator(options: { port?: number } = {}): Prom
   const { port } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${port}`,
+    account,
     invocations,
     register(name, handler) {
       handlers.set(name, handler);

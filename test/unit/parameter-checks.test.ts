@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { onDemandInvokersProblem } from '../../deploy/parameter-checks.mjs';
+import {
+  concurrencyProblem,
+  onDemandInvokersProblem,
+  reservableConcurrency,
+} from '../../deploy/parameter-checks.mjs';
 
 describe('onDemandInvokersProblem', () => {
   it('accepts nothing at all, account ids, and IAM role, user and root ARNs', () => {
@@ -26,5 +30,36 @@ describe('onDemandInvokersProblem', () => {
     expect(onDemandInvokersProblem(Array(6).fill('123456789012').join(','))).toBe(
       'lists 6 principals; at most 5',
     );
+  });
+});
+
+describe('concurrencyProblem', () => {
+  it('accepts auto, none, nothing and a whole number of executions', () => {
+    for (const value of ['auto', 'none', '', '2', '10'])
+      expect(concurrencyProblem(value), value).toBeUndefined();
+  });
+
+  it('refuses anything else', () => {
+    for (const value of ['0', '-1', '2.5', 'two', 'AUTO'])
+      expect(concurrencyProblem(value), value).toBeDefined();
+  });
+});
+
+describe('reservableConcurrency', () => {
+  it('reserves two when Lambda keeps its 100 unreserved executions after it', () => {
+    expect(reservableConcurrency({ ConcurrentExecutions: 1000, UnreservedConcurrentExecutions: 1000 })).toBe(
+      2,
+    );
+    expect(reservableConcurrency({ ConcurrentExecutions: 1000, UnreservedConcurrentExecutions: 102 })).toBe(
+      2,
+    );
+  });
+
+  it('reserves nothing when the quota leaves no room: a new account of 10, or a pool already at its floor', () => {
+    expect(reservableConcurrency({ ConcurrentExecutions: 10, UnreservedConcurrentExecutions: 10 })).toBe(0);
+    expect(reservableConcurrency({ ConcurrentExecutions: 1000, UnreservedConcurrentExecutions: 101 })).toBe(
+      0,
+    );
+    expect(reservableConcurrency(undefined)).toBe(0);
   });
 });
