@@ -116,9 +116,11 @@ export async function refreshToken(deps: RefreshDeps, request: RefreshRequest = 
   // Each phase either finishes the run, asks for a fresh read ('again'), or hands on to the next (undefined).
   for (let round = 0; ; round++) {
     const doc = await readDocument(run, round);
+    // Tokens this machine kept go in first, whatever the clock says: a renewal retires the token it replaced, so
+    // the stored one may look fresh and be dead.
     const result =
-      decide(run, doc) ??
       (await storeLocalKept(run, doc)) ??
+      decide(run, doc) ??
       (await storeSlotKept(run, doc)) ??
       (await waitForOtherLease(run, doc)) ??
       askForLogin(run, doc) ??

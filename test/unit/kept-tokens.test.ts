@@ -237,6 +237,24 @@ describe('kept tokens and the lease', () => {
   });
 });
 
+describe('kept tokens before the clock', () => {
+  it('stores the kept copy of a forced renewal whose write failed, though the stored token still looks fresh', async () => {
+    const config = seedConfig(fx.sandbox, 'fresh');
+    const { deps, store } = await setup(config, { writeRetry: { attempts: 1, baseDelayMs: 1 }, leaseTtlMs: 1 });
+    const error = await refreshToken({ ...deps, store: failingAfterLease(store) }, { force: true }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(TokenNotStoredError);
+    expect((await store.read()).config.api_secret).toBe(config.api_secret);
+
+    const outcome = await refreshToken(deps);
+
+    expect(outcome).toMatchObject({ status: 'refreshed', kiteCalls: 0 });
+    expect((await store.read()).config.api_secret).not.toBe(config.api_secret);
+    expect(renewals()).toBe(1);
+  });
+});
+
 describe('issue times', () => {
   it('stores the kept copy of a second renewal made within the same second as the first', async () => {
     const t0 = new Date(Math.floor(Date.now() / 1000) * 1000 + 100);
