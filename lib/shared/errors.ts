@@ -93,14 +93,18 @@ export function certainlyNotActedOn(e: unknown): boolean {
 export class LoginRequiredError extends AppError {
   override name = 'LoginRequiredError';
   readonly reason: 'no_refresh_token' | 'refresh_token_rejected';
-  readonly loginUrl: string | undefined;
+  readonly #loginUrl: string | undefined;
   constructor(
     message: string,
     options: AppErrorOptions & { reason: LoginRequiredError['reason']; loginUrl?: string | undefined },
   ) {
     super(message, { retryable: false, cause: options.cause });
     this.reason = options.reason;
-    this.loginUrl = options.loginUrl;
+    this.#loginUrl = options.loginUrl;
+  }
+  /** A getter over a private field: logging the error (inspect, JSON, a logger's error formatter) leaves it out. */
+  get loginUrl(): string | undefined {
+    return this.#loginUrl;
   }
 }
 

@@ -2,6 +2,7 @@
 // kind of answer the refresh function can give, and which Kite failures make it ask for one at all.
 import { rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { inspect } from 'node:util';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -121,6 +122,8 @@ describe('createKiteAuth', () => {
     const error: unknown = await failure.catch((e: unknown) => e);
     expect(String((error as Error).message)).not.toContain('login.example');
     expect(String(error)).not.toContain('login.example');
+    expect(inspect(error)).not.toContain('login.example');
+    expect(JSON.stringify(error)).not.toContain('login.example');
   });
 
   it('refuses an answer without a token instead of handing the caller undefined', async () => {

@@ -240,7 +240,10 @@ describe('kept tokens and the lease', () => {
 describe('kept tokens before the clock', () => {
   it('stores the kept copy of a forced renewal whose write failed, though the stored token still looks fresh', async () => {
     const config = seedConfig(fx.sandbox, 'fresh');
-    const { deps, store } = await setup(config, { writeRetry: { attempts: 1, baseDelayMs: 1 }, leaseTtlMs: 1 });
+    const { deps, store } = await setup(config, {
+      writeRetry: { attempts: 1, baseDelayMs: 1 },
+      leaseTtlMs: 1,
+    });
     const error = await refreshToken({ ...deps, store: failingAfterLease(store) }, { force: true }).catch(
       (e: unknown) => e,
     );
