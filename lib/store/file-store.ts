@@ -2,7 +2,7 @@
 // The version is a hash of the bytes, so any change by anyone (this tool, an editor, the trading system) is seen.
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, lstat, open, readFile, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { type BrokerConfig, parseConfig, serializeConfig } from '../engine/broker-config.ts';
 import { backoffDelay, EQUAL_JITTER, sleep } from '../shared/backoff.ts';
@@ -109,8 +109,9 @@ export class FileStore implements ConfigStore {
 
   async write(config: BrokerConfig, expectedVersion: string | null): Promise<string> {
     const bytes = Buffer.from(serializeConfig(config), 'utf8');
-    return this.#withLock(async (stillHeld) => {
-      const current = await this.#readBytes(this.path);
+    const target = await this.#target();
+    return this.#withLock(target, async (stillHeld) => {
+      const current = await this.#readBytes(target);
       const currentVersion = current === undefined ? null : versionOf(current);
       if (currentVersion !== expectedVersion) {
         throw new ConflictError(
@@ -119,9 +120,35 @@ export class FileStore implements ConfigStore {
             : `${this.location} changed since it was read`,
         );
       }
-      await this.#atomicReplace(this.path, bytes, stillHeld);
+      await this.#atomicReplace(target, bytes, stillHeld);
       return versionOf(bytes);
     });
+  }
+
+  /**
+   * The file a write replaces: the document itself or, when the path is a symlink, the file it points to. Renaming
+   * over the link would replace the link with a file and leave the target, which the trading system reads, stale.
+   */
+  async #target(): Promise<string> {
+    try {
+      return await realpath(this.path);
+    } catch (e: unknown) {
+      if (errnoCode(e) !== 'ENOENT') {
+        throw new StoreError(`cannot resolve ${this.path}: ${errnoCode(e) ?? 'I/O error'}`, {
+          retryable: false,
+        });
+      }
+      const link = await lstat(this.path).catch(() => undefined);
+      if (link?.isSymbolicLink()) {
+        throw new StoreError(
+          `${this.path} is a symlink to a file that does not exist; not replacing the link`,
+          {
+            retryable: false,
+          },
+        );
+      }
+      return this.path;
+    }
   }
 
   async saveRescue(tokens: KeptTokens): Promise<void> {
@@ -191,8 +218,8 @@ export class FileStore implements ConfigStore {
   }
 
   /** A lock file (O_EXCL) makes compare-then-rename one step across processes. A dead holder's lock goes stale. */
-  async #withLock<T>(fn: (stillHeld: () => Promise<void>) => Promise<T>): Promise<T> {
-    const lockPath = `${this.path}.lock`;
+  async #withLock<T>(target: string, fn: (stillHeld: () => Promise<void>) => Promise<T>): Promise<T> {
+    const lockPath = `${target}.lock`;
     const held = await this.#acquireLock(lockPath);
     await removeAbandonedTemps(lockPath, TEMP_STALE_MS);
     const stillHeld = async () => {

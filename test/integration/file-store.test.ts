@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import {
   chmod,
   chown,
+  lstat,
   mkdir,
   mkdtemp,
   readdir,
@@ -37,6 +38,29 @@ beforeEach(async () => {
 });
 
 describe('FileStore', () => {
+  it('writes through a symlinked document to the file it points to, keeping the link', async () => {
+    const real = join(dir, 'shared', 'broker-config.json');
+    await mkdir(join(dir, 'shared'));
+    await writeFile(real, JSON.stringify(base), { mode: 0o600 });
+    await symlink(real, path);
+    const store = new FileStore({ path });
+    const { version } = await store.read();
+
+    await store.write({ ...base, api_secret: 'new-access-token-1111' }, version);
+
+    expect((await lstat(path)).isSymbolicLink()).toBe(true);
+    expect(JSON.parse(await readFile(real, 'utf8')).api_secret).toBe('new-access-token-1111');
+    expect((await store.read()).config.api_secret).toBe('new-access-token-1111');
+  });
+
+  it('refuses to write through a symlink whose target does not exist, leaving the link', async () => {
+    await symlink(join(dir, 'missing.json'), path);
+    const store = new FileStore({ path });
+
+    await expect(store.write(base, null)).rejects.toThrow(/symlink to a file that does not exist/);
+    expect((await lstat(path)).isSymbolicLink()).toBe(true);
+  });
+
   it('creates the document only when it does not exist yet', async () => {
     const store = new FileStore({ path });
     await store.write(base, null);
