@@ -131,7 +131,12 @@ export async function writeTokens(options: WriteTokensOptions): Promise<BrokerCo
   const started = Date.now();
   const state: WriteState = { current: options.start, lastError: undefined, inStoreSlot: false };
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    const result = await attemptWrite(options, state.current);
+    const result = await attemptWrite(options, state.current).catch(async (refusal: unknown) => {
+      // `apply` refused these tokens on the latest document (a login for another account, a used link): the copy
+      // an earlier failed attempt put in the store's slot must not be stored by a later run either.
+      if (state.inStoreSlot) await options.store.clearRescue().catch(() => {});
+      throw refusal;
+    });
     if ('done' in result) {
       if (state.inStoreSlot) await options.store.clearRescue().catch(() => {});
       return result.done;

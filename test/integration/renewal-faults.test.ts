@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { type RefreshDeps, refreshToken } from '../../lib/engine/refresh-engine.ts';
+import { writeTokens } from '../../lib/engine/token-write.ts';
 import { KiteClient } from '../../lib/kite/client.ts';
 import { LoginRequiredError, StoreError } from '../../lib/shared/errors.ts';
 import type { ConfigStore, KeptTokens } from '../../lib/store/config-store.ts';
@@ -95,6 +96,37 @@ describe('the final write', () => {
       'write',
       'rescue cleared',
     ]);
+    expect(await store.loadRescue()).toBeNull();
+  });
+
+  it('clears the store’s rescue copy when a later attempt refuses the tokens, so no run stores them', async () => {
+    const { store } = await setup(seedConfig(fx.sandbox, 'fresh', { user_id: 'XX0000' }));
+    const { flaky, events } = flakyStore(store, 1);
+    await flaky.write((await store.read()).config, (await store.read()).version); // the "lease" write
+    const tokens: KeptTokens = {
+      access_token: 'refusedaccesstoken0000000000000',
+      user_id: 'ZZ9999',
+      access_token_expires_at: '2099-01-01T06:00:00+05:30',
+      issued_at: new Date().toISOString(),
+    };
+    let attempts = 0;
+    const refusal = new Error('another account');
+
+    const failure = writeTokens({
+      store: flaky,
+      start: await store.read(),
+      tokens,
+      apply: (base) => {
+        if (++attempts > 1) throw refusal;
+        return { ...base, api_secret: tokens.access_token };
+      },
+      superseded: () => false,
+      retry: { baseDelayMs: 1 },
+      rescueDir: await mkdtemp(join(tmpdir(), 'renewal-faults-')),
+    });
+
+    await expect(failure).rejects.toBe(refusal);
+    expect(events).toEqual(['lease', 'write failed', 'rescue', 'rescue cleared']);
     expect(await store.loadRescue()).toBeNull();
   });
 
