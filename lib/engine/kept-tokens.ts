@@ -19,7 +19,6 @@ import { nextExpiry, parseKiteLoginTime, storedIssuedAt, toIsoIst } from './expi
 /** Clocks differ a little between machines; an issue time further ahead than this is not believed. */
 const FUTURE_SKEW_MS = 2 * 60_000;
 /** A temp file older than this was left by a writer that died: each local write takes milliseconds. */
-const TEMP_STALE_MS = 60_000;
 
 /**
  * This user's private folder for local copies, under `dir` (default the OS temp folder, which others share: the
@@ -115,7 +114,7 @@ export async function loadLocalRescue(path: string): Promise<KeptTokens | null> 
 export function saveLocalRescue(path: string, tokens: KeptTokens): void {
   ensurePrivateFolderSync(dirname(path));
   writePrivateFileSync(path, `${JSON.stringify(tokens)}\n`);
-  void removeAbandonedTemps(path, TEMP_STALE_MS).catch(() => {});
+  void removeAbandonedTemps(path).catch(() => {});
 }
 
 /** Lease owners of the runs in this process that are between asking Kite and storing the answer. */

@@ -129,16 +129,26 @@ export function processIsGone(pid: number): boolean {
   }
 }
 
+/** A temp file older than this is abandoned even when its writer's pid lives on (a reused pid). */
+export const TEMP_STALE_MS = 60_000;
+/** What a killed writer can leave beside a file: a temp copy, or a stale lock it had moved aside. */
+const LEFTOVER_SUFFIXES = ['.tmp', '.aside'];
+
+/** The name a lock is moved aside under before it is removed: hidden, with this pid, so leftovers are swept. */
+export function asidePathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.aside`);
+}
+
 /**
  * Temp files of `path` that killed writers left behind hold tokens: removes those whose writer is gone, and any
  * older than `staleMs` (a writer on another machine sharing the folder cannot be asked whether it lives).
  */
-export async function removeAbandonedTemps(path: string, staleMs: number): Promise<void> {
+export async function removeAbandonedTemps(path: string, staleMs = TEMP_STALE_MS): Promise<void> {
   const folder = dirname(path);
   const prefix = `.${basename(path)}.`;
   const entries = await readdir(folder).catch(() => [] as string[]);
   for (const entry of entries) {
-    if (!entry.startsWith(prefix) || !entry.endsWith('.tmp')) continue;
+    if (!entry.startsWith(prefix) || !LEFTOVER_SUFFIXES.some((suffix) => entry.endsWith(suffix))) continue;
     const pid = Number(entry.slice(prefix.length).split('.')[0]);
     const full = join(folder, entry);
     const info = await stat(full).catch(() => undefined);

@@ -7,14 +7,19 @@ import { dirname, resolve } from 'node:path';
 import { type BrokerConfig, parseConfig, serializeConfig } from '../engine/broker-config.ts';
 import { backoffDelay, EQUAL_JITTER, sleep } from '../shared/backoff.ts';
 import { ConflictError, NotFoundError, StoreError } from '../shared/errors.ts';
-import { processIsGone, readPrivateFile, removeAbandonedTemps, tempPathFor } from '../shared/private-file.ts';
+import {
+  asidePathFor,
+  processIsGone,
+  readPrivateFile,
+  removeAbandonedTemps,
+  tempPathFor,
+} from '../shared/private-file.ts';
 import { type ConfigStore, type KeptTokens, parseKeptTokens, type StoredConfig } from './config-store.ts';
 
 const LOCK_STALE_MS = 10_000;
 const LOCK_WAIT_MS = 3_000;
 /** Pauses between tries for a held lock: about 5–10 ms at first, growing to 25–50 ms. */
 const LOCK_BACKOFF = { baseMs: 10, maxMs: 50, jitter: EQUAL_JITTER } as const;
-const TEMP_STALE_MS = 60_000;
 
 export interface FileStoreOptions {
   path: string;
@@ -72,7 +77,7 @@ async function staleLock(lockPath: string): Promise<LockId | undefined> {
  * made in the microseconds between, the fresh lock's writer sees at its commit that the lock is no longer its own.)
  */
 async function removeLockIf(lockPath: string, expected: LockId): Promise<void> {
-  const aside = `${lockPath}.${process.pid}.${randomBytes(6).toString('hex')}.aside`;
+  const aside = asidePathFor(lockPath);
   try {
     await rename(lockPath, aside);
   } catch {
@@ -214,14 +219,14 @@ export class FileStore implements ConfigStore {
     await dirHandle?.sync().catch(() => {});
     await dirHandle?.close();
     // Temp files a killed writer left behind hold tokens: its pid is in the name, so they go at once.
-    await removeAbandonedTemps(path, TEMP_STALE_MS);
+    await removeAbandonedTemps(path);
   }
 
   /** A lock file (O_EXCL) makes compare-then-rename one step across processes. A dead holder's lock goes stale. */
   async #withLock<T>(target: string, fn: (stillHeld: () => Promise<void>) => Promise<T>): Promise<T> {
     const lockPath = `${target}.lock`;
     const held = await this.#acquireLock(lockPath);
-    await removeAbandonedTemps(lockPath, TEMP_STALE_MS);
+    await removeAbandonedTemps(lockPath);
     const stillHeld = async () => {
       if (!sameLock(await lockAt(lockPath), held)) {
         throw new StoreError(`${this.path}: another writer took the lock over; not writing`, {

@@ -207,6 +207,21 @@ describe('FileStore after a killed writer', () => {
   });
 });
 
+describe('FileStore leftovers', () => {
+  it('removes a stale lock a killed writer had moved aside, at the next write', async () => {
+    await writeFile(path, JSON.stringify(base));
+    const deadPid = spawnSync(process.execPath, ['-e', '0']).pid;
+    const aside = join(dir, `.broker-config.json.lock.${deadPid}.0a1b2c3d4e5f.aside`);
+    await writeFile(aside, `${deadPid}\n`, { mode: 0o600 });
+    const store = new FileStore({ path });
+    const { version } = await store.read();
+
+    await store.write({ ...base, api_secret: 'next' }, version);
+
+    expect((await readdir(dir)).sort()).toEqual(['broker-config.json']);
+  });
+});
+
 describe('FileStore lock', () => {
   it('waits for a live writer and gives up with a retryable StoreError after the lock wait', async () => {
     await writeFile(path, JSON.stringify(base));
