@@ -1,7 +1,7 @@
 // Storing tokens Kite just issued (a renewal or a login): compare-and-swap with retries, re-applying them on top
 // of whatever changed meanwhile, and when the store will not take them, keeping them (kept-tokens.ts).
 import { backoffDelay, EQUAL_JITTER, sleep } from '../shared/backoff.ts';
-import { ConflictError, StoreError } from '../shared/errors.ts';
+import { AppError, ConflictError, StoreError } from '../shared/errors.ts';
 import type { ConfigStore, KeptTokens, StoredConfig } from '../store/config-store.ts';
 import type { BrokerConfig } from './broker-config.ts';
 import { keepTokens, saveStoreRescue } from './kept-tokens.ts';
@@ -38,11 +38,11 @@ export function withTokens(base: BrokerConfig, tokens: KeptTokens): BrokerConfig
 }
 
 /** The tokens could not be written; `kept` says where copies are (empty: nowhere). */
-export class TokensNotWrittenError extends Error {
+export class TokensNotWrittenError extends AppError {
   override name = 'TokensNotWrittenError';
   readonly kept: string[];
   constructor(message: string, options: { kept: string[]; cause: unknown }) {
-    super(message, { cause: options.cause });
+    super(message, { retryable: true, cause: options.cause });
     this.kept = options.kept;
   }
 }

@@ -2,6 +2,7 @@
 // answers with) for every way it can fail. Shared by the callback page, the CLI and the exchange itself.
 import type { BrokerConfig } from '../engine/broker-config.ts';
 import { formatIst, istDate } from '../engine/expiry.ts';
+import { AppError } from '../shared/errors.ts';
 
 export interface LoginResult {
   userId: string;
@@ -48,14 +49,15 @@ const STATUS: Record<LoginFailure, number> = {
  * A login that did not store a token. `message` is written for the person who clicked the link and carries no
  * token; `detail` adds operator context for the log. Only `not_stored` follows a successful exchange.
  */
-export class LoginError extends Error {
+export class LoginError extends AppError {
   override name = 'LoginError';
   readonly code: LoginFailure;
   /** The HTTP status the callback answers with. */
   readonly status: number;
   readonly detail: string | undefined;
   constructor(code: LoginFailure, message: string, options?: { detail?: string; cause?: unknown }) {
-    super(message, { cause: options?.cause });
+    // Kite or the store failing (5xx) may pass; a refused link or account will not.
+    super(message, { retryable: STATUS[code] >= 500, cause: options?.cause });
     this.code = code;
     this.status = STATUS[code];
     this.detail = options?.detail;

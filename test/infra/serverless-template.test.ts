@@ -778,6 +778,10 @@ describe('serverless template (storeKind=s3, kmsKeyArn, onDemandInvokers)', () =
       expect(Object.keys((statement.Condition?.StringEquals as JsonObject) ?? {})).toEqual([
         'kms:ViaService',
       ]);
+      expect(
+        JSON.stringify(statement.Condition),
+        'an S3 stack uses the key through S3 (or SNS) only',
+      ).not.toContain('secretsmanager.');
     }
   });
 
