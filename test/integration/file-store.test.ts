@@ -261,11 +261,16 @@ describe('FileStore lock', () => {
     const old = new Date(Date.now() - 60_000);
     await utimes(`${path}.lock`, old, old);
 
+    const cpu = process.cpuUsage();
+
     const error = await store.write({ ...base, api_secret: 'new' }, version).catch((e: unknown) => e);
 
+    const { user, system } = process.cpuUsage(cpu);
     expect(error).toBeInstanceOf(StoreError);
     expect((error as StoreError).retryable).toBe(true);
     expect((await store.read()).config.api_secret).toBe('old-access-token-0000');
+    // Waiting 200 ms between tries with backoff costs a few ms of CPU; a loop without pauses burns all 200.
+    expect((user + system) / 1000, 'CPU ms spent waiting for the lock').toBeLessThan(100);
   });
 });
 
