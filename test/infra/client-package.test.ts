@@ -2,6 +2,7 @@
 // install the tarball into a fresh project outside this one, import `kite-token-refresh/client` from plain Node
 // ESM and type-check a TypeScript file against the published declarations.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
@@ -136,6 +137,18 @@ describe('the kite-token-refresh/client package', () => {
         'withKiteAuth',
       ],
     });
+  });
+
+  it('installs none of what only the Lambda functions use: Powertools, middy, the SNS client', () => {
+    for (const name of [
+      '@aws-lambda-powertools/logger',
+      '@aws-lambda-powertools/metrics',
+      '@middy/core',
+      '@aws-sdk/client-sns',
+    ]) {
+      expect(existsSync(join(consumer, 'node_modules', name)), name).toBe(false);
+    }
+    expect(existsSync(join(consumer, 'node_modules/@aws-sdk/client-lambda'))).toBe(true);
   });
 
   it('imports only the AWS SDK clients, and the S3 and Secrets Manager ones only when that store is opened', async () => {
