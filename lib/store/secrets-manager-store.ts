@@ -1,5 +1,7 @@
 // broker-config.json as an AWS Secrets Manager secret, with compare-and-swap built from staging labels: a new
 // version is staged under a private label, then AWSCURRENT moves to it only if it still sits on the version read.
+// A little over 300 lines: the label protocol (stage, move, read back who won, sweep dead writers' labels) is one
+// piece that changes together; split, each half would need the other's invariants to be read.
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
   CreateSecretCommand,
