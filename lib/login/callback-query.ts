@@ -11,11 +11,15 @@ export const START_AGAIN =
 /** The callback's query: Lambda's queryStringParameters, or URLSearchParams (which sees repeated names). */
 export type CallbackQuery = URLSearchParams | Record<string, string | undefined> | null | undefined;
 
-/** A state that verified: when it was issued and expires, and the nonce that names it for single use. */
+/**
+ * A state that verified: when it was issued and expires, the nonce that names it for single use, and the account
+ * it was made for (none in a v1 state).
+ */
 export interface VerifiedState {
   issuedAt: Date;
   expiresAt: Date;
   nonce: string;
+  account?: string | undefined;
 }
 
 function single(query: CallbackQuery, name: string): string | undefined {
@@ -55,7 +59,7 @@ export function checkState(key: Buffer, state: string | undefined, now: Date): V
       detail: `state ${check.reason}`,
     });
   }
-  return { issuedAt: check.issuedAt, expiresAt: check.expiresAt, nonce: check.nonce };
+  return { issuedAt: check.issuedAt, expiresAt: check.expiresAt, nonce: check.nonce, account: check.account };
 }
 
 export function checkRequestToken(requestToken: string | undefined): string {

@@ -1,5 +1,6 @@
 // The daily Kite login's exchange: the callback's query (or a request token pasted at a terminal) is checked, the
-// request token is exchanged once, the pinned account is enforced and the tokens are stored with compare-and-swap.
+// request token is exchanged once, the document of the account the state names is read, its pinned user is
+// enforced and the tokens are stored there with compare-and-swap.
 import type { BrokerConfig } from '../engine/broker-config.ts';
 import { formatIst, storedIssuedAt } from '../engine/expiry.ts';
 import { clearKeptTokens, tokensFromSession } from '../engine/kept-tokens.ts';
@@ -15,30 +16,28 @@ import {
   readCallback,
   type VerifiedState,
 } from './callback-query.ts';
+import {
+  type LoginSession,
+  type LoginTarget,
+  loginTarget,
+  type ManyAccounts,
+  type OneDocument,
+  type SessionExchanger,
+} from './login-account.ts';
 import { LoginError, type LoginFailure, type LoginResult } from './outcome.ts';
 import { checkAccount, exchangeFailure, tooManyAttemptsError, usedStateError } from './refusals.ts';
 import { containerAttempts, isStateUsed, type LoginAttempts, withStateUsed } from './single-use.ts';
 import { loginStateKey } from './state.ts';
 
-/** What the login needs from a Kite session: KiteClient's session type fits. */
-export interface LoginSession {
-  userId: string;
-  accessToken: string;
-  refreshToken: string;
-  loginTime?: string | undefined;
-}
+export type {
+  AccountResolver,
+  LoginAccount,
+  LoginSession,
+  SessionExchanger,
+} from './login-account.ts';
 
-/** What the login needs from Kite: KiteClient fits. */
-export interface SessionExchanger {
-  generateSession(requestToken: string): Promise<LoginSession>;
-  /** Used to log out a session this config will not keep (another account, no pinned account, a used link). */
-  invalidateAccessToken?(accessToken: string): Promise<boolean>;
-}
-
-export interface LoginDeps {
-  store: ConfigStore;
-  /** A Kite client for the config (api_key and base_url come from it): Refresher.kiteFor fits. */
-  kite: (config: BrokerConfig) => SessionExchanger;
+/** What every login needs besides the account's document: the state key, the rules, and where it logs. */
+export interface LoginOptions {
   /** The Kite app secret: the state key is derived from it. */
   appSecret: string;
   /**
@@ -61,6 +60,12 @@ export interface LoginDeps {
   rescueDir?: string;
 }
 
+/**
+ * A login's dependencies: the deployment's one document (store and kite, as before accounts), or `resolveAccount`,
+ * which finds the account a login link names.
+ */
+export type LoginDeps = LoginOptions & (OneDocument | ManyAccounts);
+
 export type { CallbackQuery } from './callback-query.ts';
 
 /**
@@ -78,11 +83,11 @@ export async function completeLogin(deps: LoginDeps & { query: CallbackQuery }):
 /**
  * Exchanges a request token pasted at a terminal. The state is optional here: it protects a browser from being
  * steered into someone else's login, and at a terminal the person pasting the token started the login. When it
- * is given it must be valid and unused, and it is spent like the callback's. The user_id pin is enforced either
- * way. Throws LoginError.
+ * is given it must be valid and unused, and it is spent like the callback's. `account` (the --account asked for)
+ * must agree with the account the state names. The user_id pin is enforced either way. Throws LoginError.
  */
 export async function exchangeRequestToken(
-  deps: LoginDeps & { requestToken: string; state?: string | undefined },
+  deps: LoginDeps & { requestToken: string; state?: string | undefined; account?: string | undefined },
 ): Promise<LoginResult> {
   const now = deps.now ?? (() => new Date());
   const token = checkRequestToken(deps.requestToken.trim());
@@ -90,7 +95,7 @@ export async function exchangeRequestToken(
     deps.state === undefined
       ? undefined
       : checkState(loginStateKey(deps.appSecret, deps.stateScope), deps.state, now());
-  return exchange(deps, token, verified);
+  return exchange(deps, token, verified, deps.account);
 }
 
 async function readConfig(store: ConfigStore): Promise<{ config: BrokerConfig; version: string }> {
@@ -123,14 +128,16 @@ async function exchange(
   deps: LoginDeps,
   requestToken: string,
   state: VerifiedState | undefined,
+  account?: string,
 ): Promise<LoginResult> {
   const now = deps.now ?? (() => new Date());
-  if (!state) return exchangeOnce(deps, requestToken, undefined);
+  if (!state) return exchangeOnce(deps, await loginTarget(deps, undefined, account), requestToken, undefined);
   const attempts = deps.attempts ?? containerAttempts;
   const refusal = attempts.refusal(state.nonce, now());
   if (refusal) throw refusal === 'used' ? usedStateError() : tooManyAttemptsError();
   try {
-    const result = await exchangeOnce(deps, requestToken, state);
+    const target = await loginTarget(deps, state.account, account);
+    const result = await exchangeOnce(deps, target, requestToken, state);
     attempts.used(state, now());
     return result;
   } catch (e: unknown) {
@@ -161,22 +168,23 @@ async function openSession(
 }
 
 async function exchangeOnce(
-  deps: LoginDeps,
+  deps: LoginOptions,
+  target: LoginTarget,
   requestToken: string,
   state: VerifiedState | undefined,
 ): Promise<LoginResult> {
   const now = deps.now ?? (() => new Date());
   const log = deps.log ?? silentLog;
-  const first = await readConfig(deps.store);
+  const first = await readConfig(target.store);
   if (state && isStateUsed(first.config, state.nonce, now())) throw usedStateError();
-  const kite = deps.kite(first.config);
+  const kite = target.kite(first.config);
   const session = await openSession(kite, requestToken, first.config, state);
 
   const tokens = tokensFromSession(session, now());
   let written: BrokerConfig;
   try {
     checkAccount(first.config, session.userId, deps.allowFirstLoginPin === true);
-    written = await writeLogin(deps, first, tokens, log, state);
+    written = await writeLogin(deps, target.store, first, tokens, log, state);
   } catch (e: unknown) {
     // A session this config will not keep has no use here; end it rather than leave it live.
     if (e instanceof LoginError && LOG_OUT.has(e.code)) {
@@ -185,7 +193,7 @@ async function exchangeOnce(
     throw e;
   }
   // Tokens kept by an earlier failed write are older than the login's: drop them so no run writes them back.
-  await clearKeptTokens(deps.store, deps.rescueDir);
+  await clearKeptTokens(target.store, deps.rescueDir);
   // The stored expiry: a newer token that won a race (see writeLogin) is the one in force.
   const expiresAt = new Date(written.access_token_expires_at ?? tokens.access_token_expires_at);
   const pinned = !first.config.user_id;
@@ -193,10 +201,12 @@ async function exchangeOnce(
     oldToken: maskToken(first.config.api_secret),
     newToken: maskToken(session.accessToken),
     expiresAt: formatIst(expiresAt),
-    location: deps.store.location,
+    location: target.store.location,
+    ...(target.account === undefined ? {} : { account: target.account }),
     ...(pinned ? { reason: `user_id ${session.userId} pinned by this first login` } : {}),
   });
-  return { userId: session.userId, expiresAt, pinned, config: written };
+  const result = { userId: session.userId, expiresAt, pinned, config: written };
+  return target.account === undefined ? result : { ...result, account: target.account };
 }
 
 /**
@@ -206,7 +216,8 @@ async function exchangeOnce(
  * stored they are kept in the store's rescue slot and on local disk, and LoginError('not_stored') says where.
  */
 async function writeLogin(
-  deps: LoginDeps,
+  deps: LoginOptions,
+  store: ConfigStore,
   first: { config: BrokerConfig; version: string },
   tokens: KeptTokens,
   log: Log,
@@ -215,7 +226,7 @@ async function writeLogin(
   const now = deps.now ?? (() => new Date());
   try {
     return await writeTokens({
-      store: deps.store,
+      store,
       start: first,
       tokens,
       apply: (base) => {

@@ -22,6 +22,11 @@ export interface LoginLinkInput {
   ttlMs?: number;
   /** The deployment's state scope (its stage): the callback that takes the link must use the same. Default none. */
   scope?: string | undefined;
+  /**
+   * The account the login is for (its name, the document key): signed into the state, so the callback stores the
+   * token in that account's document and nowhere else. Default none: the deployment's only document.
+   */
+  account?: string | undefined;
 }
 
 /**
@@ -30,6 +35,6 @@ export interface LoginLinkInput {
  */
 export function buildLoginLink(input: LoginLinkInput): string {
   const key = loginStateKey(input.appSecret, input.scope);
-  const state = createLoginState(key, input.now ?? new Date(), input.ttlMs);
+  const state = createLoginState(key, input.now ?? new Date(), input.ttlMs, input.account);
   return loginUrl(input.apiKey, { state }, input.loginRoot ?? KITE_LOGIN_ROOT);
 }

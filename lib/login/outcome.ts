@@ -9,6 +9,8 @@ export interface LoginResult {
   expiresAt: Date;
   /** True when this login pinned user_id in a config that had none. */
   pinned: boolean;
+  /** The account whose document took the login, when the login named one. */
+  account?: string;
   config: BrokerConfig;
 }
 
@@ -22,6 +24,8 @@ export type LoginFailure =
   | 'too_many_attempts'
   | 'wrong_account'
   | 'account_not_pinned'
+  | 'unknown_account'
+  | 'account_required'
   | 'request_token_used'
   | 'kite_unavailable'
   | 'kite_refused'
@@ -38,6 +42,8 @@ const STATUS: Record<LoginFailure, number> = {
   too_many_attempts: 429,
   wrong_account: 403,
   account_not_pinned: 403,
+  unknown_account: 404,
+  account_required: 400,
   request_token_used: 410,
   kite_unavailable: 502,
   kite_refused: 502,
@@ -78,7 +84,14 @@ export function describeValidity(expiresAt: Date, now = new Date()): string {
   return `${clock} ${when} (${full})`;
 }
 
-/** "Logged in as XX0000 — valid until 06:00 IST tomorrow (2025-11-08 06:00:00 IST)". */
-export function loginSummary(result: Pick<LoginResult, 'userId' | 'expiresAt'>, now = new Date()): string {
-  return `Logged in as ${result.userId} — valid until ${describeValidity(result.expiresAt, now)}`;
+/**
+ * "Logged in as XX0000 — valid until 06:00 IST tomorrow (2025-11-08 06:00:00 IST)"; a login for a named account
+ * says which: "Logged in as XX0000 (account alice.json) — valid until …".
+ */
+export function loginSummary(
+  result: Pick<LoginResult, 'userId' | 'expiresAt' | 'account'>,
+  now = new Date(),
+): string {
+  const account = result.account === undefined ? '' : ` (account ${result.account})`;
+  return `Logged in as ${result.userId}${account} — valid until ${describeValidity(result.expiresAt, now)}`;
 }

@@ -147,6 +147,50 @@ describe('login state', () => {
     expect(() => loginStateKey('app-secret-one', 'a stage with spaces')).toThrow(RangeError);
   });
 
+  it('signs the account into a v2 state and reads it back, URL-safe', () => {
+    for (const account of ['alice.json', 'accounts/family/ravi.json', 'prod/kite-मुख्य', 'a'.repeat(256)]) {
+      const state = createLoginState(key, at, LOGIN_STATE_TTL_MS, account);
+      expect(state).toMatch(/^v2\.[A-Za-z0-9._-]+$/);
+      expect(verifyLoginState(key, state, at)).toEqual({
+        ok: true,
+        issuedAt: at,
+        expiresAt: new Date(at.getTime() + LOGIN_STATE_TTL_MS),
+        nonce: state.split('.')[3],
+        account,
+      });
+    }
+  });
+
+  it('refuses a state whose account was swapped for another, as a bad signature', () => {
+    const state = createLoginState(key, at, LOGIN_STATE_TTL_MS, 'alice.json');
+    const fields = state.split('.');
+    fields[4] = Buffer.from('bob.json').toString('base64url');
+    expect(verifyLoginState(key, fields.join('.'), at)).toEqual({ ok: false, reason: 'bad_signature' });
+    // Nor can the account be dropped to pass the state off as a v1 one for the deployment's only document.
+    const dropped = ['v1', ...fields.slice(1, 4), fields[5]].join('.');
+    expect(verifyLoginState(key, dropped, at)).toEqual({ ok: false, reason: 'bad_signature' });
+  });
+
+  it('keeps verifying v1 states, which name no account', () => {
+    const state = createLoginState(key, at);
+    expect(state.startsWith('v1.')).toBe(true);
+    const check = verifyLoginState(key, state, at);
+    expect(check.ok).toBe(true);
+    expect(check).not.toHaveProperty('account');
+  });
+
+  it('refuses to sign an account name that is empty, too long or holds a control character', () => {
+    for (const account of ['', 'a'.repeat(257), 'é'.repeat(129), 'alice\n.json', '\ud800']) {
+      expect(() => createLoginState(key, at, LOGIN_STATE_TTL_MS, account)).toThrow(RangeError);
+    }
+  });
+
+  it('calls a v2 state with an over-long account malformed before checking its signature', () => {
+    const payload = `v2.${at.getTime()}.600.${randomBytes(12).toString('base64url')}.${'QUFB'.repeat(100)}`;
+    const state = `${payload}.${createHmac('sha256', key).update(payload).digest('base64url')}`;
+    expect(verifyLoginState(key, state, at)).toEqual({ ok: false, reason: 'malformed' });
+  });
+
   it('derives a different key from a different app secret', () => {
     expect(loginStateKey('a').equals(loginStateKey('b'))).toBe(false);
     expect(loginStateKey('a')).toHaveLength(32);
