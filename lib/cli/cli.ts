@@ -14,15 +14,19 @@ const USAGE = `Usage: kite-token <command> [options]
 
 Commands:
   refresh [--config LOCATION] [--force]   Renew the access token if it is due (or always, with --force)
-  status  [--config LOCATION]             Token age, expiry, mode and whether a refresh is due
-  login-url [--config LOCATION] [--stage STAGE]
+  status  [--config LOCATION] [--account NAME]
+                                          Token age, expiry, mode and whether a refresh is due; with several
+                                          accounts, one row per account
+  login-url [--config LOCATION] [--account NAME] [--stage STAGE]
                                           Print a Kite login link (works once, for 10 minutes) for the daily login
-  exchange --request-token TOKEN [--state STATE] [--config LOCATION] [--stage STAGE]
+  exchange --request-token TOKEN [--state STATE] [--config LOCATION] [--account NAME] [--stage STAGE]
                                           Store the token of a login whose redirect you copied by hand
   demo                                    Run a refresh against the bundled Kite sandbox and a throwaway file
 
 LOCATION is a path, file://…, s3://bucket/key or secretsmanager://<name-or-arn>;
 default $BROKER_CONFIG_URI, then ./broker-config.json.
+NAME is an account's name (its document's file, object or secret name without .json) or its user_id; it is
+needed when LOCATION holds several accounts. A link made for an account stores its token only in that account.
 The Kite app secret comes from KITE_API_SECRET, or from the secret named by KITE_API_SECRET_ID.
 STAGE is the deployment's login state scope (its LOGIN_STATE_SCOPE, default $LOGIN_STATE_SCOPE): a link works
 only at a login callback deployed with the same.
@@ -65,6 +69,7 @@ function parseOptions(argv: string[]) {
         'request-token': { type: 'string' },
         state: { type: 'string' },
         stage: { type: 'string' },
+        account: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -97,6 +102,9 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
   if (values.stage !== undefined && command !== 'exchange' && command !== 'login-url') {
     throw new InputError('--stage belongs to the login-url and exchange commands');
   }
+  if (values.account !== undefined && !['status', 'login-url', 'exchange'].includes(command)) {
+    throw new InputError('--account belongs to the status, login-url and exchange commands');
+  }
   const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!run) throw new InputError(`unknown command "${command}" (try --help)`);
   return run(
@@ -106,6 +114,7 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
       requestToken: values['request-token'],
       state: values.state,
       stage: values.stage,
+      account: values.account,
     },
     io,
   );

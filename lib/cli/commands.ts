@@ -6,12 +6,14 @@ import { formatStatus, tokenStatus } from '../engine/status.ts';
 import { loadAppSecret } from '../lambda/app-secret.ts';
 import { exchangeRequestToken } from '../login/exchange.ts';
 import { buildLoginLink, loginRootFor } from '../login/link.ts';
+import { accountResolver } from '../login/login-account.ts';
 import { loginSummary } from '../login/outcome.ts';
-import { InputError } from '../shared/errors.ts';
+import { describeError, InputError } from '../shared/errors.ts';
 import { createConsoleLog, type Log } from '../shared/log.ts';
-import { openStore } from '../store/open-store.ts';
+import { type CliAccount, configLocation, openAccounts, pickAccount } from './accounts.ts';
 import { EXIT } from './exit.ts';
 import type { CliIo } from './io.ts';
+import { type AccountStatus, formatStatusRows } from './status-rows.ts';
 
 export interface CommandOptions {
   config: string | undefined;
@@ -20,13 +22,11 @@ export interface CommandOptions {
   state: string | undefined;
   /** The deployment stage whose login callback takes the link (its LOGIN_STATE_SCOPE). */
   stage: string | undefined;
+  /** The account (its name or user_id) when --config holds several. */
+  account: string | undefined;
 }
 
 export type Command = (options: CommandOptions, io: CliIo) => Promise<number>;
-
-function configLocation(flag: string | undefined): string {
-  return flag ?? process.env.BROKER_CONFIG_URI ?? './broker-config.json';
-}
 
 /** Human-readable log lines on stderr, so stdout carries only a command's answer. */
 function consoleLog(io: CliIo): Log {
@@ -44,11 +44,6 @@ function stateScope(options: CommandOptions): string | undefined {
     throw new InputError('--stage (LOGIN_STATE_SCOPE) must be 1 to 128 letters, digits or . _ : / -');
   }
   return scope;
-}
-
-async function readConfig(flag: string | undefined) {
-  const store = await openStore(configLocation(flag), '--config');
-  return { store, ...(await store.read()) };
 }
 
 const refresh: Command = async (options, io) => {
@@ -71,26 +66,55 @@ const refresh: Command = async (options, io) => {
   return EXIT.ok;
 };
 
+/** How many documents status reads at once. */
+const STATUS_READS = 8;
+
+async function statusOf(account: CliAccount): Promise<AccountStatus> {
+  try {
+    const { config } = await account.refresher.store.read();
+    return { name: account.name, status: tokenStatus(config, account.refresher.store.location) };
+  } catch (e: unknown) {
+    return { name: account.name, error: describeError(e) };
+  }
+}
+
 const status: Command = async (options, io) => {
-  const { store, config } = await readConfig(options.config);
-  io.stdout(`${formatStatus(tokenStatus(config, store.location)).join('\n')}\n`);
-  return EXIT.ok;
+  // Status reads documents only: it needs no app secret, and no Kite client is made.
+  const accounts = await openAccounts(options.config, '', consoleLog(io));
+  if (accounts.single || options.account !== undefined) {
+    const { account } = await pickAccount(accounts, options.account);
+    const { config } = await account.refresher.store.read();
+    io.stdout(`${formatStatus(tokenStatus(config, account.refresher.store.location)).join('\n')}\n`);
+    return EXIT.ok;
+  }
+  const all = await accounts.all();
+  const rows: AccountStatus[] = [];
+  for (let i = 0; i < all.length; i += STATUS_READS) {
+    rows.push(...(await Promise.all(all.slice(i, i + STATUS_READS).map(statusOf))));
+  }
+  io.stdout(`${formatStatusRows(rows).join('\n')}\n`);
+  return rows.some((row) => 'error' in row) ? EXIT.failed : EXIT.ok;
 };
 
 const loginUrl: Command = async (options, io) => {
   const scope = stateScope(options);
-  const { config } = await readConfig(options.config);
+  const appSecret = await loadAppSecret();
+  const accounts = await openAccounts(options.config, appSecret, consoleLog(io));
+  const { account, named } = await pickAccount(accounts, options.account);
+  const { config } = await account.refresher.store.read();
   const link = buildLoginLink({
     apiKey: config.api_key,
-    appSecret: await loadAppSecret(),
+    appSecret,
     loginRoot: loginRootFor(config),
     scope,
+    account: named ? account.name : undefined,
   });
+  const who = `${config.user_id ? ` as ${config.user_id}` : ''}${named ? ` (account ${account.name})` : ''}`;
   // The link alone on stdout, so `open "$(kite-token login-url)"` works; the guidance goes to stderr.
   io.stdout(`${link}\n`);
   io.stderr(
     [
-      `Open the link above and log in to Kite${config.user_id ? ` as ${config.user_id}` : ''}; it works once, for 10 minutes.`,
+      `Open the link above and log in to Kite${who}; it works once, for 10 minutes.`,
       'Kite then sends the browser to the redirect URL registered for this app (api_key ' +
         `${config.api_key}) in the Kite developer console, https://developers.kite.trade/apps.`,
       "Register the login-callback function's URL there and the token is stored in that one step.",
@@ -108,10 +132,13 @@ const exchange: Command = async (options, io) => {
   const scope = stateScope(options);
   const appSecret = await loadAppSecret();
   const log = consoleLog(io);
-  const refresher = await createRefresher({ configUri: configLocation(options.config), appSecret, log });
+  const accounts = await openAccounts(options.config, appSecret, log);
+  // --account may be a user_id: the login is then for the account it names; a state names its account itself.
+  const given =
+    options.account === undefined ? undefined : (await pickAccount(accounts, options.account)).account.name;
   const result = await exchangeRequestToken({
-    store: refresher.store,
-    kite: refresher.kiteFor,
+    resolveAccount: accountResolver(accounts),
+    account: given,
     appSecret,
     requestToken,
     state: options.state,

@@ -126,3 +126,33 @@ export async function loginTarget(
   if (!found) throw name === undefined ? accountRequiredError() : unknownAccountError(name);
   return { store: found.store, kite: found.kite, account: name };
 }
+
+/** What a login needs of a deployment's accounts: the account registry fits. */
+export interface AccountSource {
+  all(): Promise<ReadonlyArray<SourceAccount>>;
+  /** By name; a registry may also match a user_id or location, which the login then refuses. */
+  find(nameOrUserId: string): Promise<SourceAccount | undefined>;
+}
+
+/** One account as a registry holds it: its name and the refresher that owns its store and Kite clients. */
+export interface SourceAccount {
+  readonly name: string;
+  readonly refresher: { store: ConfigStore; kiteFor: (config: BrokerConfig) => SessionExchanger };
+}
+
+/** The login's account lookup over a deployment's accounts: by exact name, or the only one when none is named. */
+export function accountResolver(source: AccountSource): AccountResolver {
+  const toLogin = (account: SourceAccount): LoginAccount => ({
+    name: account.name,
+    store: account.refresher.store,
+    kite: account.refresher.kiteFor,
+  });
+  return async (name) => {
+    if (name !== undefined) {
+      const found = await source.find(name);
+      return found && found.name === name ? toLogin(found) : undefined;
+    }
+    const all = await source.all();
+    return all.length === 1 && all[0] ? toLogin(all[0]) : undefined;
+  };
+}
