@@ -25,8 +25,13 @@ export interface RefresherSettings {
   engine?: Omit<RefreshDeps, 'store' | 'kite' | 'log'>;
   /** Kite client tuning (timeouts, retries). */
   kite?: { timeoutMs?: number; retry?: ConstructorParameters<typeof KiteClient>[0]['retry'] };
-  /** A store to use instead of opening configUri (tests). */
+  /** A store to use instead of opening configUri (tests, accounts). */
   store?: ConfigStore;
+  /**
+   * Kite clients by api_key and API root, shared by every refresher given the same map: the accounts of one
+   * deployment that share an app share its clients. Default: a map of this refresher's own.
+   */
+  kiteClients?: Map<string, KiteClient>;
 }
 
 export interface Refresher {
@@ -40,7 +45,12 @@ const announcedSubstitutions = new Set<string>();
 
 export async function createRefresher(settings: RefresherSettings): Promise<Refresher> {
   const store = settings.store ?? (await openStore(settings.configUri));
-  const clients = new Map<string, KiteClient>();
+  return refresherOn(store, settings);
+}
+
+/** A refresher over a store already open (or opening lazily). */
+export function refresherOn(store: ConfigStore, settings: Omit<RefresherSettings, 'store'>): Refresher {
+  const clients = settings.kiteClients ?? new Map<string, KiteClient>();
   const kiteFor = (config: BrokerConfig): KiteClient => {
     const root = apiRootFrom(config.base_url);
     if (root.substituted && config.base_url && !announcedSubstitutions.has(config.base_url)) {

@@ -1,12 +1,13 @@
 // What every Lambda function shares: Powertools Logger and Metrics, and per container the settings (read and
-// validated once per cold start), the Kite app secret and a refresher, so warm invocations reuse clients.
+// validated once per cold start), the Kite app secret and the accounts' refreshers, so warm invocations reuse clients.
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { createRefresher, type Refresher } from '../engine/refresher.ts';
+import { type AccountRegistry, createAccountRegistry } from '../accounts/registry.ts';
+import type { Refresher } from '../engine/refresher.ts';
 import type { KiteCallInfo } from '../kite/client.ts';
+import { ConfigError } from '../shared/errors.ts';
 import type { Log, LogFields } from '../shared/log.ts';
 import { appSecretFrom } from './app-secret.ts';
-import { LazyStore } from './lazy-store.ts';
 import { DEFAULTS, type LambdaSettings, readSettings } from './settings.ts';
 
 export type { LambdaSettings } from './settings.ts';
@@ -39,7 +40,13 @@ export interface LambdaContext {
   settings: LambdaSettings;
   /** The Kite app secret (checksums, login links). */
   appSecret: string;
-  refresher: Refresher;
+  /** Every account BROKER_CONFIG_URI names; one for a single document. */
+  accounts: AccountRegistry;
+  /**
+   * The refresher of a single-document deployment. With several accounts there is no one refresher: reading it
+   * throws a ConfigError, and callers pick an account from `accounts`.
+   */
+  readonly refresher: Refresher;
 }
 
 let cached: Promise<LambdaContext> | undefined;
@@ -47,20 +54,29 @@ let cached: Promise<LambdaContext> | undefined;
 async function build(): Promise<LambdaContext> {
   const settings = readSettings();
   const appSecret = await appSecretFrom(settings.appSecret);
-  // The store's SDK client loads with the first read, not before: a request turned away never loads it.
-  const store = new LazyStore(settings.configUri, 'BROKER_CONFIG_URI', {
-    kmsKeyId: settings.kmsKeyId,
-    expectedBucketOwner: settings.expectedBucketOwner,
-  });
-  const refresher = await createRefresher({
-    configUri: settings.configUri,
-    store,
+  // Each account's store and SDK client load with its first read, not before: a request turned away loads none.
+  const accounts = createAccountRegistry({
+    uri: settings.configUri,
     appSecret,
     log,
     onKiteCall: recordKiteCall,
     engine: { windowMs: settings.windowMs },
+    storeOptions: { kmsKeyId: settings.kmsKeyId, expectedBucketOwner: settings.expectedBucketOwner },
   });
-  return { settings, appSecret, refresher };
+  const single = accounts.single ? (await accounts.all())[0]?.refresher : undefined;
+  return {
+    settings,
+    appSecret,
+    accounts,
+    get refresher(): Refresher {
+      if (!single) {
+        throw new ConfigError('BROKER_CONFIG_URI names several accounts: pick one by name or user_id', {
+          field: 'BROKER_CONFIG_URI',
+        });
+      }
+      return single;
+    },
+  };
 }
 
 /** Settings, app secret and refresher, built once per container; a failed start is retried next invocation. */

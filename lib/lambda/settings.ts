@@ -1,10 +1,10 @@
 // Every setting the Lambda functions read, in one schema with the defaults in one place. Read and validated once
 // per cold start; a missing or malformed setting stops the function with a message that names it.
 import * as z from 'zod/mini';
+import { parseAccountsLocation } from '../accounts/location.ts';
 import { DEFAULT_REFRESH_WINDOW_MS } from '../engine/expiry.ts';
 import { DEFAULT_FIRST_REMINDER_IST, DEFAULT_FOLLOW_UP_IST } from '../login/reminders.ts';
 import { ConfigError } from '../shared/errors.ts';
-import { parseStoreLocation } from '../store/open-store.ts';
 
 /** The value a setting takes when its variable is unset. */
 export const DEFAULTS = {
@@ -14,11 +14,17 @@ export const DEFAULTS = {
   REMINDER_FIRST_IST: DEFAULT_FIRST_REMINDER_IST,
   REMINDER_FOLLOW_UP_IST: DEFAULT_FOLLOW_UP_IST,
   LOGIN_ALLOW_FIRST_PIN: 'false',
+  ACCOUNT_CONCURRENCY: '4',
 } as const;
 
 export interface LambdaSettings {
-  /** BROKER_CONFIG_URI: where broker-config.json lives. */
+  /**
+   * BROKER_CONFIG_URI: where broker-config.json lives; or, for several accounts, a comma-separated list of
+   * documents or an S3 prefix ending in "/".
+   */
   configUri: string;
+  /** ACCOUNT_CONCURRENCY: how many accounts a scheduled tick serves at once. Default 4. */
+  accountConcurrency: number;
   /** BROKER_CONFIG_KMS_KEY_ID: the KMS key S3 writes encrypt with (SSE-KMS); unset: SSE-S3. */
   kmsKeyId: string | undefined;
   /** BROKER_CONFIG_BUCKET_OWNER: the account id that must own the config bucket (S3 ExpectedBucketOwner). */
@@ -57,6 +63,10 @@ function buildSchema() {
     KITE_API_SECRET_ID: optionalText(),
     KITE_API_SECRET: optionalText(),
     ALERT_TOPIC_ARN: optionalText(),
+    ACCOUNT_CONCURRENCY: z._default(
+      z.string().check(z.regex(/^([1-9]|[1-5]\d|6[0-4])$/)),
+      DEFAULTS.ACCOUNT_CONCURRENCY,
+    ),
     REFRESH_WINDOW_MINUTES: z._default(z.string().check(z.regex(/^\d+$/)), DEFAULTS.REFRESH_WINDOW_MINUTES),
     REMINDER_FIRST_IST: z._default(hhmm(), DEFAULTS.REMINDER_FIRST_IST),
     REMINDER_FOLLOW_UP_IST: z._default(hhmm(), DEFAULTS.REMINDER_FOLLOW_UP_IST),
@@ -83,13 +93,14 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): LambdaSettin
       ? { secretId: s.KITE_API_SECRET_ID }
       : undefined;
   if (!appSecret) throw fail('KITE_API_SECRET_ID', 'is missing');
-  parseStoreLocation(s.BROKER_CONFIG_URI, 'BROKER_CONFIG_URI');
+  parseAccountsLocation(s.BROKER_CONFIG_URI, 'BROKER_CONFIG_URI');
   // "HH:mm" strings compare in clock order.
   if (s.REMINDER_FOLLOW_UP_IST <= s.REMINDER_FIRST_IST) {
     throw fail('REMINDER_FOLLOW_UP_IST', 'must be later than REMINDER_FIRST_IST');
   }
   return {
     configUri: s.BROKER_CONFIG_URI,
+    accountConcurrency: Number(s.ACCOUNT_CONCURRENCY),
     kmsKeyId: s.BROKER_CONFIG_KMS_KEY_ID || undefined,
     expectedBucketOwner: s.BROKER_CONFIG_BUCKET_OWNER || undefined,
     stateScope: s.LOGIN_STATE_SCOPE || undefined,

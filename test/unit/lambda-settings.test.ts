@@ -25,6 +25,7 @@ describe('readSettings', () => {
     const settings = readSettings(BASE);
     expect(settings).toEqual({
       configUri: BASE.BROKER_CONFIG_URI,
+      accountConcurrency: 4,
       kmsKeyId: undefined,
       expectedBucketOwner: undefined,
       stateScope: undefined,

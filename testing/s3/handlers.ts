@@ -1,7 +1,8 @@
 // One handler per S3 operation the emulator speaks (GetObject/HeadObject, PutObject, DeleteObject, CreateBucket,
-// HeadBucket, DeleteBucket), and the router that picks one from the method, bucket, key and query.
+// HeadBucket, DeleteBucket, ListObjectsV2), and the router that picks one from the method, bucket, key and query.
 import { checkIfMatch, checkReadConditions, checkWriteConditions, parseRange } from './conditions.ts';
 import { noSuchKey, notImplemented, S3HttpError } from './errors.ts';
+import { LIST_PARAMS, listObjectsV2 } from './listing.ts';
 import type { ObjectStore, S3StoredObject } from './objects.ts';
 import { decodePutBody } from './put-body.ts';
 import type { Answer, RequestContext } from './request.ts';
@@ -191,6 +192,7 @@ function deleteBucket(store: ObjectStore, ctx: RequestContext): Answer {
 type Handler = (store: ObjectStore, ctx: RequestContext) => Answer;
 
 const BUCKET_HANDLERS: Record<string, Handler> = {
+  GET: (store, ctx) => listObjectsV2(store.bucket(ctx.bucket), ctx),
   PUT: createBucket,
   HEAD: headBucket,
   DELETE: deleteBucket,
@@ -202,11 +204,18 @@ const OBJECT_HANDLERS: Record<string, Handler> = {
   DELETE: deleteObject,
 };
 
-/** Only presigning and SDK parameters (and response overrides on GET) are understood; any subresource is not. */
+/**
+ * Only presigning and SDK parameters, response overrides on an object GET and listing parameters on a bucket GET
+ * are understood; any subresource is not.
+ */
 function checkSubresources(ctx: RequestContext): void {
+  const get = ctx.method === 'GET';
+  const listing = get && ctx.key === '';
   for (const param of ctx.query.keys()) {
     const name = param.toLowerCase();
-    if (!PRESIGN_PARAMS.has(name) && !(ctx.method === 'GET' && name in RESPONSE_OVERRIDES)) {
+    const understood =
+      PRESIGN_PARAMS.has(name) || (listing ? LIST_PARAMS.has(name) : get && name in RESPONSE_OVERRIDES);
+    if (!understood) {
       throw notImplemented(`This emulator does not implement the "${param}" subresource`);
     }
   }
@@ -217,7 +226,7 @@ export function route(store: ObjectStore, ctx: RequestContext): Answer {
   checkSubresources(ctx);
   if (ctx.key === '') {
     const handler = BUCKET_HANDLERS[ctx.method];
-    if (!handler) throw notImplemented('Bucket listing is not implemented by this emulator');
+    if (!handler) throw notImplemented('This bucket operation is not implemented by this emulator');
     return handler(store, ctx);
   }
   const handler = OBJECT_HANDLERS[ctx.method];

@@ -1,0 +1,26 @@
+// The one-tap login link for one account of a deployment: reminders and on-demand answers build it here, so the
+// signed login state names the account the callback must store the token in.
+import type { BrokerConfig } from '../engine/broker-config.ts';
+import { buildLoginLink, loginRootFor } from '../login/link.ts';
+
+export interface AccountLinkOptions {
+  appSecret: string;
+  /** LOGIN_STATE_SCOPE: the login callback verifies links with the same. */
+  scope?: string | undefined;
+  now?: Date;
+  ttlMs?: number;
+}
+
+/** The signed login link for `account` (its name), for the app in `config`. */
+export function loginLinkFor(account: string, config: BrokerConfig, options: AccountLinkOptions): string {
+  // The signed state carries the account once the login state names one; until then the link is the app's.
+  void account;
+  return buildLoginLink({
+    apiKey: config.api_key,
+    appSecret: options.appSecret,
+    loginRoot: loginRootFor(config),
+    scope: options.scope,
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.ttlMs ? { ttlMs: options.ttlMs } : {}),
+  });
+}
