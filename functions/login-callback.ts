@@ -7,6 +7,7 @@ import middy from '@middy/core';
 import type { APIGatewayProxyStructuredResultV2, LambdaFunctionURLEvent } from 'aws-lambda';
 import { lambdaContext, log as lambdaLog, logger, metrics } from '../lib/lambda/context.ts';
 import { completeLogin, type LoginDeps } from '../lib/login/exchange.ts';
+import { accountResolver } from '../lib/login/login-account.ts';
 import { LoginError } from '../lib/login/outcome.ts';
 import {
   type LoginPage,
@@ -32,10 +33,10 @@ function queryOf(event: LambdaFunctionURLEvent): URLSearchParams {
 }
 
 async function defaultDeps(): Promise<LoginDeps> {
-  const { settings, refresher, appSecret } = await lambdaContext();
+  const { settings, accounts, appSecret } = await lambdaContext();
+  // Each login goes to the account its link's state names; a link naming none, to the deployment's only account.
   return {
-    store: refresher.store,
-    kite: refresher.kiteFor,
+    resolveAccount: accountResolver(accounts),
     appSecret,
     log: lambdaLog,
     stateScope: settings.stateScope,

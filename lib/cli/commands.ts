@@ -1,5 +1,7 @@
 // One function per kite-token command. Each gets its parsed options and the io, and returns an exit code; failures
 // are thrown and turned into one line and an exit code by cli.ts.
+
+import type { Account } from '../accounts/registry.ts';
 import { formatIst } from '../engine/expiry.ts';
 import { createRefresher } from '../engine/refresher.ts';
 import { formatStatus, tokenStatus } from '../engine/status.ts';
@@ -10,7 +12,7 @@ import { accountResolver } from '../login/login-account.ts';
 import { loginSummary } from '../login/outcome.ts';
 import { describeError, InputError } from '../shared/errors.ts';
 import { createConsoleLog, type Log } from '../shared/log.ts';
-import { type CliAccount, configLocation, openAccounts, pickAccount } from './accounts.ts';
+import { configLocation, openAccounts, pickAccount } from './accounts.ts';
 import { EXIT } from './exit.ts';
 import type { CliIo } from './io.ts';
 import { type AccountStatus, formatStatusRows } from './status-rows.ts';
@@ -69,7 +71,7 @@ const refresh: Command = async (options, io) => {
 /** How many documents status reads at once. */
 const STATUS_READS = 8;
 
-async function statusOf(account: CliAccount): Promise<AccountStatus> {
+async function statusOf(account: Account): Promise<AccountStatus> {
   try {
     const { config } = await account.refresher.store.read();
     return { name: account.name, status: tokenStatus(config, account.refresher.store.location) };
@@ -80,7 +82,7 @@ async function statusOf(account: CliAccount): Promise<AccountStatus> {
 
 const status: Command = async (options, io) => {
   // Status reads documents only: it needs no app secret, and no Kite client is made.
-  const accounts = await openAccounts(options.config, '', consoleLog(io));
+  const accounts = openAccounts(options.config, '', consoleLog(io));
   if (accounts.single || options.account !== undefined) {
     const { account } = await pickAccount(accounts, options.account);
     const { config } = await account.refresher.store.read();
@@ -99,7 +101,7 @@ const status: Command = async (options, io) => {
 const loginUrl: Command = async (options, io) => {
   const scope = stateScope(options);
   const appSecret = await loadAppSecret();
-  const accounts = await openAccounts(options.config, appSecret, consoleLog(io));
+  const accounts = openAccounts(options.config, appSecret, consoleLog(io));
   const { account, named } = await pickAccount(accounts, options.account);
   const { config } = await account.refresher.store.read();
   const link = buildLoginLink({
@@ -132,7 +134,7 @@ const exchange: Command = async (options, io) => {
   const scope = stateScope(options);
   const appSecret = await loadAppSecret();
   const log = consoleLog(io);
-  const accounts = await openAccounts(options.config, appSecret, log);
+  const accounts = openAccounts(options.config, appSecret, log);
   // --account may be a user_id: the login is then for the account it names; a state names its account itself.
   const given =
     options.account === undefined ? undefined : (await pickAccount(accounts, options.account)).account.name;

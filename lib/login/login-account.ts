@@ -129,9 +129,8 @@ export async function loginTarget(
 
 /** What a login needs of a deployment's accounts: the account registry fits. */
 export interface AccountSource {
-  all(): Promise<ReadonlyArray<SourceAccount>>;
-  /** By name; a registry may also match a user_id or location, which the login then refuses. */
-  find(nameOrUserId: string): Promise<SourceAccount | undefined>;
+  /** Every account; `fresh` lists an S3 prefix again, for an account added since the last listing. */
+  all(options?: { fresh?: boolean }): Promise<ReadonlyArray<SourceAccount>>;
 }
 
 /** One account as a registry holds it: its name and the refresher that owns its store and Kite clients. */
@@ -140,7 +139,10 @@ export interface SourceAccount {
   readonly refresher: { store: ConfigStore; kiteFor: (config: BrokerConfig) => SessionExchanger };
 }
 
-/** The login's account lookup over a deployment's accounts: by exact name, or the only one when none is named. */
+/**
+ * The login's account lookup over a deployment's accounts: by exact name (never a user_id, and without reading any
+ * document), or the only one when none is named.
+ */
 export function accountResolver(source: AccountSource): AccountResolver {
   const toLogin = (account: SourceAccount): LoginAccount => ({
     name: account.name,
@@ -148,11 +150,13 @@ export function accountResolver(source: AccountSource): AccountResolver {
     kite: account.refresher.kiteFor,
   });
   return async (name) => {
-    if (name !== undefined) {
-      const found = await source.find(name);
-      return found && found.name === name ? toLogin(found) : undefined;
+    if (name === undefined) {
+      const all = await source.all();
+      return all.length === 1 && all[0] ? toLogin(all[0]) : undefined;
     }
-    const all = await source.all();
-    return all.length === 1 && all[0] ? toLogin(all[0]) : undefined;
+    const found =
+      (await source.all()).find((a) => a.name === name) ??
+      (await source.all({ fresh: true })).find((a) => a.name === name);
+    return found && toLogin(found);
   };
 }
