@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler, type LoginCallbackResult } from '../../functions/login-callback.ts';
@@ -372,5 +374,77 @@ describe('login-callback handler', () => {
     expect(page.body).toContain('not configured correctly');
     expect(await readFile(path, 'utf8')).toBe(bytes);
     expectNoLeaks(page);
+  });
+});
+
+describe('login-callback handler with several accounts', () => {
+  /** Writes <name>.json per account in one folder and points BROKER_CONFIG_URI at all of them. */
+  async function seedAccounts(accounts: Record<string, Partial<BrokerConfig>>) {
+    const dir = await mkdtemp(join(tmpdir(), 'kite-login-accounts-'));
+    const paths: Record<string, string> = {};
+    for (const [name, extra] of Object.entries(accounts)) {
+      paths[name] = join(dir, `${name}.json`);
+      const config = seedConfig(fx.sandbox, 'expired', { refresh_token: '', ...extra });
+      await writeFile(paths[name], `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+    }
+    process.env.BROKER_CONFIG_URI = Object.values(paths).join(',');
+    const bytes = async (name: string) => readFile(paths[name] ?? '', 'utf8');
+    return { paths, bytes };
+  }
+
+  const accountLink = (account?: string) =>
+    buildLoginLink({ apiKey: API_KEY, appSecret: fx.appSecret, loginRoot: fx.sandbox.url, account });
+
+  it('stores the token in the account the link names and says which on the page', async () => {
+    const { bytes } = await seedAccounts({ alice: { user_id: 'XX0000' }, bob: { user_id: 'XX0000' } });
+    const bob = await bytes('bob');
+
+    const page = await callback(await kiteRedirect(accountLink('alice')));
+
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('Logged in as XX0000 (account alice)');
+    expect(fx.sandbox.isAccessTokenValid((JSON.parse(await bytes('alice')) as BrokerConfig).api_secret)).toBe(
+      true,
+    );
+    expect(await bytes('bob')).toBe(bob);
+    expectNoLeaks(page);
+  });
+
+  it('never writes a login for account A into account B, even when the login is B’s pinned user', async () => {
+    const { bytes } = await seedAccounts({ alice: { user_id: 'YY1111' }, bob: { user_id: 'XX0000' } });
+    const before = [await bytes('alice'), await bytes('bob')];
+
+    const page = await callback(await kiteRedirect(accountLink('alice')));
+
+    expect(page.statusCode).toBe(403);
+    expect(page.body).toContain('wrong_account');
+    expect([await bytes('alice'), await bytes('bob')]).toEqual(before);
+    expectNoLeaks(page);
+  });
+
+  it('answers a valid link for an account it does not keep with a refusal page, without asking Kite', async () => {
+    const { bytes } = await seedAccounts({ alice: { user_id: 'XX0000' }, bob: { user_id: 'XX0000' } });
+    const before = [await bytes('alice'), await bytes('bob')];
+
+    const page = await callback(await kiteRedirect(accountLink('carol')));
+
+    expect(page.statusCode).toBe(404);
+    expect(page.body).toContain(
+      'This login link is for account &quot;carol&quot;, which this service does not keep.',
+    );
+    expect(page.body).toContain('Error 404 (unknown_account)');
+    expect(fx.sandbox.calls['POST /session/token'] ?? 0).toBe(0);
+    expect([await bytes('alice'), await bytes('bob')]).toEqual(before);
+    expect(output.join('')).toContain('unknown_account');
+  });
+
+  it('refuses a link that names no account, as an earlier release made them, when it keeps several', async () => {
+    await seedAccounts({ alice: { user_id: 'XX0000' }, bob: { user_id: 'XX0000' } });
+
+    const page = await callback(await kiteRedirect(accountLink()));
+
+    expect(page.statusCode).toBe(400);
+    expect(page.body).toContain('account_required');
+    expect(fx.sandbox.calls['POST /session/token'] ?? 0).toBe(0);
   });
 });
