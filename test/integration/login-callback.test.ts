@@ -435,7 +435,6 @@ describe('login-callback handler with several accounts', () => {
     expect(page.body).toContain('Error 404 (unknown_account)');
     expect(fx.sandbox.calls['POST /session/token'] ?? 0).toBe(0);
     expect([await bytes('alice'), await bytes('bob')]).toEqual(before);
-    expect(output.join('')).toContain('unknown_account');
   });
 
   it('refuses a link that names no account, as an earlier release made them, when it keeps several', async () => {
