@@ -1,6 +1,8 @@
-// For trading Lambdas that call Kite: read the current access token (cached in the warm container until near its
-// expiry), and on a 401/403 from Kite ask the on-demand refresher once for a new token and retry once.
+// For trading Lambdas that call Kite: read the current access token of the deployment's document or of one account
+// (cached in the warm container until near its expiry), and on a 401/403 from Kite ask the on-demand refresher once
+// for a new token and retry once.
 import { LambdaClient } from '@aws-sdk/client-lambda';
+import { parseAccountsLocation, RESCUE_SUFFIX } from '../accounts/location.ts';
 import { parseStoredInstant } from '../engine/expiry.ts';
 import { ConfigError, KiteApiError, LoginRequiredError } from '../shared/errors.ts';
 import { lazyClient } from '../shared/lazy.ts';
@@ -10,8 +12,17 @@ import { isKiteAuthError } from './auth-error.ts';
 import { type IssuedToken, invokeRefreshFunction, tokenFromAnswer } from './refresh-function.ts';
 
 export interface KiteAuthOptions {
-  /** Where broker-config.json lives. Default: $BROKER_CONFIG_URI. */
+  /**
+   * Where broker-config.json lives. Default: $BROKER_CONFIG_URI. With `account`, this may also be the deployment's
+   * list of documents or S3 prefix: the account's own document is read.
+   */
   configUri?: string;
+  /**
+   * The account whose token this source serves, in a deployment with several: its name (the document's file,
+   * object or secret name without .json). Its document is read, and the on-demand refresher is asked to renew that
+   * account. Default none: the deployment's one document, as before accounts.
+   */
+  account?: string;
   /** The on-demand refresh function's name or ARN. Default: $KITE_REFRESH_FUNCTION. */
   refreshFunction?: string;
   store?: ConfigStore;
@@ -58,6 +69,28 @@ function createTokenCache(now: () => Date, marginMs: number): TokenCache {
   };
 }
 
+/** The document of `account` among the documents `uri` names (one, a list, or an S3 prefix). */
+function accountDocumentUri(uri: string, account: string): string {
+  const location = parseAccountsLocation(uri, 'BROKER_CONFIG_URI');
+  if (location.kind === 'single') return location.document.uri;
+  if (location.kind === 's3-prefix') {
+    if (!/^[^/\\]+$/.test(account) || account.endsWith(RESCUE_SUFFIX)) {
+      throw new ConfigError(`account "${account}" is not a document name under ${location.uri}`, {
+        field: 'account',
+      });
+    }
+    return `${location.uri}${account}.json`;
+  }
+  const found = location.documents.find((document) => document.name === account);
+  if (!found) {
+    throw new ConfigError(
+      `BROKER_CONFIG_URI names no document for account "${account}" (accounts: ${location.documents.map((d) => d.name).join(', ')})`,
+      { field: 'account' },
+    );
+  }
+  return found.uri;
+}
+
 /** The store the options name (or $BROKER_CONFIG_URI), opened on first use and kept. */
 function lazyStore(options: KiteAuthOptions): () => Promise<ConfigStore> {
   let store: Promise<ConfigStore> | undefined = options.store ? Promise.resolve(options.store) : undefined;
@@ -71,7 +104,11 @@ function lazyStore(options: KiteAuthOptions): () => Promise<ConfigStore> {
         }),
       );
     }
-    store = openStore(uri);
+    try {
+      store = openStore(options.account === undefined ? uri : accountDocumentUri(uri, options.account));
+    } catch (e: unknown) {
+      return Promise.reject(e);
+    }
     return store;
   };
 }
@@ -106,7 +143,11 @@ function refresherFor(
         field: 'KITE_REFRESH_FUNCTION',
       });
     }
-    const payload = status ? { failedAccessToken, status } : { failedAccessToken };
+    const payload = {
+      failedAccessToken,
+      ...(status ? { status } : {}),
+      ...(options.account === undefined ? {} : { account: options.account }),
+    };
     return tokenFromAnswer(await invokeRefreshFunction(lambda(), functionName, payload));
   };
 }

@@ -56,7 +56,7 @@ export function readRefreshAnswer(out: InvokeResult): OnDemandResponse {
 export async function invokeRefreshFunction(
   lambda: LambdaClient,
   functionName: string,
-  payload: { failedAccessToken: string; status?: 401 | 403 },
+  payload: { failedAccessToken: string; status?: 401 | 403; account?: string },
 ): Promise<OnDemandResponse> {
   try {
     const out = await lambda.send(

@@ -1,7 +1,8 @@
 // The caller helper against the real LambdaClient and a Lambda Invoke endpoint on loopback: what it does with each
 // kind of answer the refresh function can give, and which Kite failures make it ask for one at all.
-import { rm, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { inspect } from 'node:util';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -15,6 +16,7 @@ import {
   TokenRefreshError,
 } from '../../lib/client/index.ts';
 import { type InvokeHandler, type LambdaEmulator, startLambdaEmulator } from '../../testing/lambda-server.ts';
+import { startS3Emulator } from '../../testing/s3-server.ts';
 import { writeTempConfig } from '../support/fixtures.ts';
 
 const STORED = 'stored-access-token-0001';
@@ -178,6 +180,95 @@ describe('createKiteAuth', () => {
     await auth.withKiteAuth(kiteCall(STORED));
 
     expect(events).toEqual([{ failedAccessToken: STORED, status: 403 }]);
+  });
+});
+
+describe('createKiteAuth({ account })', () => {
+  let dir: string;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kite-auth-accounts-'));
+    for (const name of ['alice', 'bob']) {
+      const config = { type: 'kite', api_key: 'k', api_secret: `${name}-access-token-0001` };
+      await writeFile(join(dir, `${name}.json`), JSON.stringify(config));
+    }
+  });
+
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  const accountAuth = (account: string | undefined, configUri: string, events: unknown[]) => {
+    lambda.register(REFRESHER, async (event) => {
+      events.push(event);
+      return { status: 'refreshed', accessToken: ISSUED };
+    });
+    return createKiteAuth({
+      configUri,
+      ...(account === undefined ? {} : { account }),
+      refreshFunction: REFRESHER,
+      lambda: new LambdaClient({ endpoint: lambda.endpoint, region: 'ap-south-1' }),
+    });
+  };
+
+  it('reads the account’s own document from the deployment’s list and names the account to the refresh function', async () => {
+    const events: unknown[] = [];
+    const list = `${join(dir, 'alice.json')},${join(dir, 'bob.json')}`;
+    const auth = accountAuth('bob', list, events);
+
+    expect(await auth.getAccessToken()).toBe('bob-access-token-0001');
+    expect(await auth.withKiteAuth(kiteCall('bob-access-token-0001'))).toBe(ISSUED);
+    expect(events).toEqual([{ failedAccessToken: 'bob-access-token-0001', status: 403, account: 'bob' }]);
+  });
+
+  it('reads the account’s document by its own location, and sends no account without one, as before', async () => {
+    const named: unknown[] = [];
+    const plain: unknown[] = [];
+
+    await accountAuth('alice', join(dir, 'alice.json'), named).withKiteAuth(
+      kiteCall('alice-access-token-0001'),
+    );
+    await accountAuth(undefined, join(dir, 'alice.json'), plain).withKiteAuth(
+      kiteCall('alice-access-token-0001'),
+    );
+
+    expect(named).toEqual([{ failedAccessToken: 'alice-access-token-0001', status: 403, account: 'alice' }]);
+    expect(plain).toEqual([{ failedAccessToken: 'alice-access-token-0001', status: 403 }]);
+  });
+
+  it('throws ConfigError for an account the list does not hold, without asking the refresh function', async () => {
+    const events: unknown[] = [];
+    const auth = accountAuth('carol', `${join(dir, 'alice.json')},${join(dir, 'bob.json')}`, events);
+
+    await expect(auth.getAccessToken()).rejects.toBeInstanceOf(ConfigError);
+    await expect(auth.getAccessToken()).rejects.toThrow(
+      /no document for account "carol" \(accounts: alice, bob\)/,
+    );
+    expect(events).toEqual([]);
+  });
+
+  it('reads <prefix><account>.json under an S3 prefix', async () => {
+    const s3 = await startS3Emulator({ buckets: ['kite-config'] });
+    const saved = { ...process.env };
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL_S3: s3.endpoint,
+      AWS_REGION: 'ap-south-1',
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+    });
+    try {
+      s3.putObjectRaw(
+        'kite-config',
+        'accounts/ravi.json',
+        JSON.stringify({ type: 'kite', api_key: 'k', api_secret: 'ravi-access-token-0001' }),
+      );
+      const auth = accountAuth('ravi', 's3://kite-config/accounts/', []);
+      expect(await auth.getAccessToken()).toBe('ravi-access-token-0001');
+      await expect(
+        accountAuth('../ravi', 's3://kite-config/accounts/', []).getAccessToken(),
+      ).rejects.toBeInstanceOf(ConfigError);
+    } finally {
+      process.env = saved;
+      await s3.close();
+    }
   });
 });
 
