@@ -3,6 +3,7 @@
 // Kite answers after KITE_LATENCY_MS; each run seeds an expired token and runs one tick in the warm container
 // (goal: ≤ 3 AWS calls, 1 Kite call).
 import type { Context } from 'aws-lambda';
+import type { AccountsTickResult } from '../lib/accounts/tick.ts';
 import type { OnDemandResponse } from '../lib/lambda/on-demand.ts';
 import type { TickResult } from '../lib/lambda/scheduled-tick.ts';
 import { cleanProcessEnv } from '../testing/clean-env.ts';
@@ -57,7 +58,7 @@ function quietPowertoolsWarnings(): void {
 }
 
 export interface Handlers {
-  scheduled(event: unknown, context: Context): Promise<TickResult>;
+  scheduled(event: unknown, context: Context): Promise<TickResult | AccountsTickResult>;
   onDemand(event: unknown, context: Context): Promise<OnDemandResponse>;
 }
 

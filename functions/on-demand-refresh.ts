@@ -4,6 +4,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
+import { answerForAccount } from '../lib/accounts/on-demand.ts';
 import { deadlineOf, lambdaContext, log, logger, metrics } from '../lib/lambda/context.ts';
 import {
   answerOnDemand,
@@ -27,10 +28,25 @@ export async function onDemandRefresh(
     log.warn('Rejected on-demand payload', { reason: e.message });
     return invalidPayloadAnswer(e);
   }
-  const { settings, refresher, appSecret } = await lambdaContext();
-  const loginLink = loginLinkWith(appSecret, settings.stateScope);
-  const answer = await answerOnDemand(refresher, payload, loginLink, deadlineOf(context));
+  const container = await lambdaContext();
+  const { settings, accounts, appSecret } = container;
+  if (accounts.single && payload.account === undefined) {
+    const loginLink = loginLinkWith(appSecret, settings.stateScope);
+    const answer = await answerOnDemand(container.refresher, payload, loginLink, deadlineOf(context));
+    metrics.addMetric(outcomeMetric(answer), 'Count', 1);
+    return answer;
+  }
+  const { answer, account } = await answerForAccount(accounts, payload, {
+    appSecret,
+    stateScope: settings.stateScope,
+    deadline: deadlineOf(context),
+  });
   metrics.addMetric(outcomeMetric(answer), 'Count', 1);
+  if (account && !accounts.single) {
+    const single = metrics.singleMetric();
+    single.addDimension('Account', account.label);
+    single.addMetric(outcomeMetric(answer), 'Count', 1);
+  }
   return answer;
 }
 

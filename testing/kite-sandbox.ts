@@ -74,6 +74,8 @@ export interface KiteSandbox {
   readonly userId: string;
   /** Requests received, by "METHOD /path", failed and hung ones included. */
   readonly calls: Record<string, number>;
+  /** When each request arrived (performance.now()), by "METHOD /path", in order; emptied by resetCalls. */
+  readonly arrivals: { endpoint: string; at: number }[];
   resetCalls(): void;
   /** The login page URL for this sandbox, as loginUrl() builds it for Kite. */
   loginUrl(redirectParams?: Record<string, string>): string;
@@ -215,6 +217,7 @@ export async function startKiteSandbox(options: KiteSandboxOptions): Promise<Kit
   const refreshTokens = new Map<string, RefreshEntry>();
   const issued: string[] = [];
   const calls: Record<string, number> = {};
+  const arrivals: { endpoint: string; at: number }[] = [];
   const failures: Rule<FailureSpec>[] = [];
   const hangs: Rule<true>[] = [];
   const drops: Rule<true>[] = [];
@@ -398,6 +401,7 @@ export async function startKiteSandbox(options: KiteSandboxOptions): Promise<Kit
     const endpoint = `${method} ${url.pathname}`;
     const isApi = endpoint !== 'GET /connect/login';
     calls[endpoint] = (calls[endpoint] ?? 0) + 1;
+    arrivals.push({ endpoint, at: performance.now() });
 
     const body = await readBody(req);
     if (takeRule(hangs, endpoint, isApi)) return;
@@ -461,8 +465,10 @@ export async function startKiteSandbox(options: KiteSandboxOptions): Promise<Kit
     apiKey,
     userId,
     calls,
+    arrivals,
     resetCalls() {
       for (const key of Object.keys(calls)) delete calls[key];
+      arrivals.length = 0;
     },
     loginUrl: (redirectParams) => loginUrl(apiKey, redirectParams, url),
     setRedirectUrl(next) {

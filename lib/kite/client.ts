@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { apiRootFrom } from '../engine/broker-config.ts';
 import { certainlyNotActedOn } from '../shared/errors.ts';
+import { limiterFor, type RateLimiter } from './rate-limit.ts';
 import {
   interpretResponse,
   type KiteProfile,
@@ -44,6 +45,8 @@ export interface KiteClientOptions {
   fetch?: typeof fetch;
   /** Called once per attempt, for latency metrics. Exceptions it throws are ignored. */
   onCall?: (info: KiteCallInfo) => void;
+  /** Paces every attempt. Default: the process's limiter for this API key (10 a second), shared by all clients. */
+  limiter?: RateLimiter;
 }
 
 /** Hex SHA-256 of api_key + token + api_secret: the checksum Kite requires for /session/token and /session/refresh_token. */
@@ -114,6 +117,7 @@ export class KiteClient {
   readonly #retry: RetryPolicy;
   readonly #fetch: typeof fetch;
   readonly #onCall: ((info: KiteCallInfo) => void) | undefined;
+  readonly #limiter: RateLimiter;
 
   static checksum = checksum;
 
@@ -130,6 +134,7 @@ export class KiteClient {
     this.#retry = resolveRetryPolicy(options.retry);
     this.#fetch = options.fetch ?? globalThis.fetch;
     this.#onCall = options.onCall;
+    this.#limiter = options.limiter ?? limiterFor(this.apiKey, this.baseUrl);
   }
 
   /** Exchanges the request token from the login redirect for a session. A request token works once, for a few minutes. */
@@ -229,6 +234,8 @@ export class KiteClient {
     }
     if (spec.accessToken !== undefined) headers.Authorization = `token ${this.apiKey}:${spec.accessToken}`;
 
+    // The slot is held until the answer is in: Kite counts a request when it arrives, somewhere in between.
+    const finished = await this.#limiter.take();
     const started = performance.now();
     const report = (status: number | 'network') => {
       try {
@@ -261,6 +268,8 @@ export class KiteClient {
     } catch (error: unknown) {
       report('network');
       throw networkError(error, endpoint, context.timeoutMs, secrets);
+    } finally {
+      finished();
     }
     report(response.status);
     if (response.status >= 200 && response.status < 300) handOver(spec.onAnswer, response.text);

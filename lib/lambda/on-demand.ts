@@ -12,6 +12,8 @@ function buildPayloadSchema() {
     failedAccessToken: z.optional(z.string().check(z.minLength(1), z.maxLength(1024))),
     status: z.optional(z.union([z.literal(401), z.literal(403)])),
     reason: z.optional(z.string().check(z.maxLength(500))),
+    /** With several accounts: the account's user_id or document name. */
+    account: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
   });
 }
 
@@ -51,7 +53,8 @@ export function parseOnDemandPayload(event: unknown): OnDemandPayload {
         ? 'payload must be a JSON object'
         : `field "${field}" is invalid`;
   throw new InputError(
-    `${message}; expected { "failedAccessToken"?: string, "status"?: 401 | 403, "reason"?: string }`,
+    `${message}; expected { "failedAccessToken"?: string, "status"?: 401 | 403, "reason"?: string, ` +
+      '"account"?: string }',
   );
 }
 
@@ -116,8 +119,7 @@ export async function answerOnDemand(
     }
     return tokenAnswer(outcome);
   } catch (e: unknown) {
-    const failure = classifyError(e);
-    if (failure.kind === 'login_required') {
+    if (classifyError(e).kind === 'login_required') {
       const { config } = await refresher.store.read();
       return {
         status: 'login_required',
@@ -125,8 +127,14 @@ export async function answerOnDemand(
         ...(loginLink ? { loginUrl: loginLink(config) } : {}),
       };
     }
-    const type = ERROR_TYPES[failure.kind];
-    if (!type) throw e;
-    return { status: 'error', error: { type, message: failure.message, retryable: failure.retryable } };
+    return failureAnswer(e);
   }
+}
+
+/** The structured answer to an expected failure; anything else is a bug and is thrown. */
+export function failureAnswer(e: unknown): OnDemandResponse {
+  const failure = classifyError(e);
+  const type = ERROR_TYPES[failure.kind];
+  if (!type) throw e;
+  return { status: 'error', error: { type, message: failure.message, retryable: failure.retryable } };
 }

@@ -1,6 +1,8 @@
 // One hourly tick: refresh if due, say which mode the account is in, record metrics, and for accounts that need
 // a human login, report it (metric, and a reminder with the login link) instead of failing into Lambda's retries.
 
+import { remindAccounts } from '../accounts/reminders.ts';
+import type { AccountsTickDeps } from '../accounts/tick.ts';
 import type { RefreshOutcome } from '../engine/refresh-engine.ts';
 import type { Refresher } from '../engine/refresher.ts';
 import { type LoginMode, loginMode } from '../engine/status.ts';
@@ -148,6 +150,18 @@ export function reminderFor({ settings, refresher, appSecret }: LambdaContext): 
   if (!settings.alertTopicArn) return undefined;
   return remindByAlert({
     refresher,
+    publish: alertPublisher(settings.alertTopicArn),
+    appSecret,
+    stateScope: settings.stateScope,
+    firstAtIst: settings.reminderFirstIst,
+    followUpAtIst: settings.reminderFollowUpIst,
+  });
+}
+
+/** The reminder step of a tick over several accounts: one message for all of them, when the settings name a topic. */
+export function accountRemindersFor({ settings, appSecret }: LambdaContext): AccountsTickDeps['remind'] {
+  if (!settings.alertTopicArn) return undefined;
+  return remindAccounts({
     publish: alertPublisher(settings.alertTopicArn),
     appSecret,
     stateScope: settings.stateScope,

@@ -10,7 +10,9 @@ export type OnDemandErrorType =
   | 'KiteUnavailable'
   | 'KiteRejected'
   | 'RefreshBusy'
-  | 'TokenNotStored';
+  | 'TokenNotStored'
+  /** The `account` names no configured account, or the failed token matches none: nothing was touched. */
+  | 'UnknownAccount';
 
 export type OnDemandResponse =
   | {

@@ -1,0 +1,130 @@
+// Daily-login reminders for several accounts: each account's reminder is decided and claimed in its own document
+// (compare-and-swap, as for one account), then every account due goes out in one message, each with its own link.
+import type { BrokerConfig } from '../engine/broker-config.ts';
+import type { AlertPublisher } from '../lambda/alerts.ts';
+import {
+  decideReminder,
+  REMINDER_LINK_TTL_MS,
+  type ReminderKind,
+  readReminderState,
+  reminderMessage,
+  withReminderState,
+} from '../login/reminders.ts';
+import { ConflictError } from '../shared/errors.ts';
+import { settleEach } from './concurrency.ts';
+import { loginLinkFor } from './login-link.ts';
+import type { Account } from './registry.ts';
+import type { LoginNeed } from './tick.ts';
+
+export interface AccountRemindersDeps {
+  publish: AlertPublisher;
+  appSecret: string;
+  /** LOGIN_STATE_SCOPE: the login callback verifies links with the same. */
+  stateScope?: string | undefined;
+  firstAtIst: string;
+  followUpAtIst: string;
+  now?: () => Date;
+}
+
+interface Claimed {
+  account: Account;
+  kind: ReminderKind;
+  subject: string;
+  body: string;
+  /** The document as it was, and the version the claim wrote: a failed send gives the claim back. */
+  before: BrokerConfig;
+  claimedVersion: string;
+  claimedConfig: BrokerConfig;
+}
+
+async function claim(deps: AccountRemindersDeps, need: LoginNeed, now: Date): Promise<Claimed | null> {
+  const { store } = need.account.refresher;
+  const { config, version } = await store.read();
+  const decision = decideReminder({
+    config,
+    now,
+    firstAtIst: deps.firstAtIst,
+    followUpAtIst: deps.followUpAtIst,
+    renewalRejected: need.reason === 'refresh_token_rejected',
+  });
+  if (!decision.send || !decision.state) return null;
+  const link = loginLinkFor(need.account.name, config, {
+    appSecret: deps.appSecret,
+    scope: deps.stateScope,
+    now,
+    ttlMs: REMINDER_LINK_TTL_MS,
+  });
+  const expiry = config.access_token_expires_at ? new Date(config.access_token_expires_at) : undefined;
+  const message = reminderMessage(link, decision.send, {
+    now,
+    userId: config.user_id,
+    expiresAt: expiry && !Number.isNaN(expiry.getTime()) ? expiry : undefined,
+    problem: decision.problem,
+    linkExpiresAt: new Date(now.getTime() + REMINDER_LINK_TTL_MS),
+  });
+  const claimedConfig = withReminderState(config, decision.state);
+  try {
+    const claimedVersion = await store.write(claimedConfig, version);
+    return {
+      account: need.account,
+      kind: decision.send,
+      ...message,
+      before: config,
+      claimedVersion,
+      claimedConfig,
+    };
+  } catch (e: unknown) {
+    // Someone else changed the document (a login, another tick): the next tick decides again.
+    if (e instanceof ConflictError) return null;
+    throw e;
+  }
+}
+
+/** One message for every account due: the subject counts them, the body has a section (and a link) per account. */
+export function combinedMessage(claimed: readonly Claimed[]): { subject: string; body: string } {
+  const only = claimed[0];
+  if (claimed.length === 1 && only)
+    return { subject: only.subject, body: `Account ${only.account.name}\n\n${only.body}` };
+  const subject = `Kite login needed for ${claimed.length} accounts`;
+  const body = claimed
+    .map(
+      (c) =>
+        `=== Account ${c.account.name}${c.account.userId ? ` (${c.account.userId})` : ''} ===\n\n${c.body}`,
+    )
+    .join('\n\n');
+  return { subject, body };
+}
+
+/**
+ * The reminder step of a tick over several accounts: claims every reminder due, publishes one message, and gives
+ * every claim back when the message could not be sent.
+ */
+export function remindAccounts(
+  deps: AccountRemindersDeps,
+): (needs: LoginNeed[]) => Promise<Map<Account, ReminderKind>> {
+  return async (needs) => {
+    const now = (deps.now ?? (() => new Date()))();
+    const settled = await settleEach(needs, 4, (need) => claim(deps, need, now));
+    const claimed = settled.flatMap((r) => (r.status === 'fulfilled' && r.value ? [r.value] : []));
+    const sent = new Map<Account, ReminderKind>();
+    if (claimed.length > 0) {
+      const { subject, body } = combinedMessage(claimed);
+      try {
+        await deps.publish(subject, body);
+      } catch (e: unknown) {
+        await Promise.all(
+          claimed.map((c) =>
+            c.account.refresher.store
+              .write(withReminderState(c.claimedConfig, readReminderState(c.before)), c.claimedVersion)
+              .catch(() => {}),
+          ),
+        );
+        throw e;
+      }
+      for (const c of claimed) sent.set(c.account, c.kind);
+    }
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return sent;
+  };
+}

@@ -1,0 +1,172 @@
+// One scheduled tick over every account, a few at a time: each account is refreshed if due and measured with its
+// own Account dimension; one account's failure never stops the others, and the tick throws once all have run.
+import type { RefreshOutcome } from '../engine/refresh-engine.ts';
+import { type LoginMode, loginMode } from '../engine/status.ts';
+import { AppError, describeError, LoginRequiredError } from '../shared/errors.ts';
+import type { Log } from '../shared/log.ts';
+import { settleEach } from './concurrency.ts';
+import type { Account, AccountRegistry } from './registry.ts';
+
+type Unit = 'Count' | 'Milliseconds';
+
+/** Powertools' Metrics fits: stack-level metrics, and single metrics that carry their own dimensions. */
+export interface AccountMetricsSink {
+  addMetric(name: string, unit: Unit, value: number): unknown;
+  singleMetric(): {
+    addDimension(name: string, value: string): unknown;
+    addMetric(n: string, u: Unit, v: number): unknown;
+  };
+}
+
+/** An account that needs a human login, for the reminder step. */
+export interface LoginNeed {
+  account: Account;
+  reason: LoginRequiredError['reason'];
+}
+
+export interface AccountsTickDeps {
+  accounts: AccountRegistry;
+  log: Log;
+  metrics: AccountMetricsSink;
+  /** How many accounts are served at once (ACCOUNT_CONCURRENCY). */
+  concurrency: number;
+  now?: () => Date;
+  deadline?: number | undefined;
+  /** Sends the reminders due now for every account that needs a login, in one message; returns the accounts reminded. */
+  remind?: (needs: LoginNeed[]) => Promise<Map<Account, 'first' | 'follow_up'>>;
+}
+
+/** One account's part of the tick: as a single-account tick's result, and which account. */
+export interface AccountTickResult {
+  account: string;
+  status?: RefreshOutcome['status'];
+  mode?: LoginMode;
+  expiresAt?: string | undefined;
+  reminder?: 'first' | 'follow_up' | null;
+  userId?: string | undefined;
+  /** Why the account failed (no token, no secret): the tick throws after the others have run. */
+  error?: string;
+}
+
+export interface AccountsTickResult {
+  /** Every account was served: a tick in which one failed throws instead of answering. */
+  status: 'served';
+  accounts: AccountTickResult[];
+}
+
+/** Thrown by a tick in which any account failed, after every account has been served. */
+export class AccountsFailedError extends AppError {
+  override name = 'AccountsFailedError';
+  readonly failed: string[];
+  constructor(failed: AccountTickResult[], cause: unknown) {
+    super(
+      `${failed.length} account(s) failed: ${failed.map((f) => `${f.account} (${f.error})`).join('; ')}`,
+      { retryable: true, cause },
+    );
+    this.failed = failed.map((f) => f.account);
+  }
+}
+
+/** Counts a metric for the stack (the alarms) and for the account (its own dimension). */
+function record(metrics: AccountMetricsSink, account: Account, name: string, value: number): void {
+  metrics.addMetric(name, 'Count', value);
+  const single = metrics.singleMetric();
+  single.addDimension('Account', account.label);
+  single.addMetric(name, 'Count', value);
+}
+
+async function tickOne(
+  deps: AccountsTickDeps,
+  account: Account,
+  needs: LoginNeed[],
+): Promise<AccountTickResult> {
+  const now = deps.now ?? (() => new Date());
+  let outcome: RefreshOutcome;
+  try {
+    outcome = await account.refresher.refresh(deps.deadline !== undefined ? { deadline: deps.deadline } : {});
+  } catch (e: unknown) {
+    if (e instanceof LoginRequiredError) {
+      needs.push({ account, reason: e.reason });
+      return loginRequired(deps, account, 'auto-renew');
+    }
+    record(deps.metrics, account, 'RefreshFailed', 1);
+    deps.log.error('Account refresh failed', { account: account.label, error: describeError(e) });
+    throw e;
+  }
+  const mode = loginMode(outcome.config);
+  if (outcome.status === 'login_required') {
+    needs.push({ account, reason: outcome.reason });
+    return loginRequired(deps, account, mode);
+  }
+  if (outcome.status === 'refreshed') record(deps.metrics, account, 'RefreshSucceeded', 1);
+  if (outcome.expiresAt) {
+    const minutes = Math.floor((outcome.expiresAt.getTime() - now().getTime()) / 60_000);
+    record(deps.metrics, account, 'MinutesToExpiry', minutes);
+  }
+  deps.log.info(`Mode: ${mode === 'auto-renew' ? 'auto-renew (refresh token present)' : 'daily login'}`, {
+    account: account.label,
+    status: outcome.status,
+    expiresAt: outcome.config.access_token_expires_at,
+  });
+  return {
+    account: account.name,
+    userId: account.userId,
+    status: outcome.status,
+    mode,
+    expiresAt: outcome.config.access_token_expires_at,
+  };
+}
+
+function loginRequired(deps: AccountsTickDeps, account: Account, mode: LoginMode): AccountTickResult {
+  record(deps.metrics, account, 'LoginRequired', 1);
+  return { account: account.name, userId: account.userId, status: 'login_required', mode, reminder: null };
+}
+
+/** Sends one reminder for every account that needs a login; a failed send fails the tick like a failed account. */
+async function remindAll(deps: AccountsTickDeps, needs: LoginNeed[], results: AccountTickResult[]) {
+  if (!deps.remind || needs.length === 0) {
+    for (const need of needs)
+      deps.log.warn('A Kite login is needed', { account: need.account.label, reason: need.reason });
+    return;
+  }
+  const reminded = await deps.remind(needs);
+  for (const need of needs) {
+    const sent = reminded.get(need.account);
+    if (sent) record(deps.metrics, need.account, 'LoginReminderSent', 1);
+    const result = results.find((r) => r.account === need.account.name);
+    if (result && sent) result.reminder = sent;
+    deps.log.warn('A Kite login is needed', {
+      account: need.account.label,
+      reason: need.reason,
+      reminder: sent ? 'sent' : 'none due now',
+    });
+  }
+}
+
+/**
+ * Serves every account, `concurrency` at a time, then sends the reminders. Throws AccountsFailedError when any
+ * account (or the reminder) failed, so Lambda retries and the alarm fires; a retry redoes only what is still due.
+ */
+export async function tickAccounts(deps: AccountsTickDeps): Promise<AccountsTickResult> {
+  const accounts = await deps.accounts.all({ fresh: true });
+  const needs: LoginNeed[] = [];
+  const settled = await settleEach(accounts, deps.concurrency, (account) => tickOne(deps, account, needs));
+  const results = settled.map(
+    (r, i): AccountTickResult =>
+      r.status === 'fulfilled'
+        ? r.value
+        : { account: accounts[i]?.name ?? '?', userId: accounts[i]?.userId, error: describeError(r.reason) },
+  );
+  let remindFailure: unknown;
+  try {
+    await remindAll(deps, needs, results);
+  } catch (e: unknown) {
+    remindFailure = e;
+    deps.log.error('Login reminders could not be sent', { error: describeError(e) });
+  }
+  const failed = results.filter((r) => r.error !== undefined);
+  const firstFailure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason;
+  if (failed.length > 0) throw new AccountsFailedError(failed, firstFailure);
+  if (remindFailure !== undefined) throw remindFailure;
+  return { status: 'served', accounts: results };
+}
