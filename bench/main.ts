@@ -8,6 +8,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cleanProcessEnv } from '../testing/clean-env.ts';
+import { accountsSection } from './accounts.ts';
 import { BUNDLE_GOAL, buildFloors, bundleSection, traceLoads } from './bundle.ts';
 import { NODE } from './children.ts';
 import { clientsSection } from './clients.ts';
@@ -36,6 +37,7 @@ async function measure(bench: Bench): Promise<Record<string, unknown>> {
   const warmTick = await warmTickSection(bench, handlers);
   const refresh = await refreshSection(bench, handlers);
   const storms = await stormSections(bench, handlers);
+  const accounts = await accountsSection();
   return {
     bundle,
     coldStart,
@@ -46,6 +48,7 @@ async function measure(bench: Bench): Promise<Record<string, unknown>> {
     storm: storms.oneContainer,
     stormSeparateContainers: storms.separate,
     memory,
+    accounts,
   };
 }
 

@@ -1,0 +1,211 @@
+// Section 8, many accounts: a tick over M = 1, 10, 100 accounts (fresh, then expired), on-demand calls over 10
+// accounts right after a flush, and the heap at M = 100. Runs the accounts code in this process against its own S3
+// emulator (10 ms a request) and Kite sandboxes (100 ms a renewal), one per account, so each account has its own key.
+import { createAccountRegistry } from '../lib/accounts/registry.ts';
+import { tickAccounts } from '../lib/accounts/tick.ts';
+import { toIsoIst } from '../lib/engine/expiry.ts';
+import { answerOnDemand } from '../lib/lambda/on-demand.ts';
+import { silentLog } from '../lib/shared/log.ts';
+import { cleanProcessEnv } from '../testing/clean-env.ts';
+import { type KiteSandbox, startKiteSandbox } from '../testing/kite-sandbox.ts';
+import { type S3Emulator, startS3Emulator } from '../testing/s3-server.ts';
+import { row } from './report.ts';
+import { ms, percentile, progress, round } from './stats.ts';
+
+const BUCKET = 'bench-accounts';
+const APP_SECRET = 'bench-accounts-app-secret';
+const CONCURRENCY = 4;
+const S3_LATENCY_MS = 10;
+const KITE_LATENCY_MS = 100;
+const noMetrics = {
+  addMetric: () => {},
+  singleMetric: () => ({ addDimension: () => {}, addMetric: () => {} }),
+};
+
+interface World {
+  s3: S3Emulator;
+  kites: KiteSandbox[];
+}
+
+function seed(world: World, m: number, expired: boolean): string {
+  const uris: string[] = [];
+  for (let i = 0; i < m; i++) {
+    const kite = world.kites[i] as KiteSandbox;
+    const session = kite.mintSession({ expired });
+    const key = `m${m}/a${String(i).padStart(3, '0')}.json`;
+    const config = {
+      type: 'kite',
+      api_key: kite.apiKey,
+      api_secret: session.accessToken,
+      refresh_token: session.refreshToken,
+      base_url: kite.url,
+      access_token_expires_at: toIsoIst(session.expiresAt),
+    };
+    world.s3.putObjectRaw(BUCKET, key, JSON.stringify(config));
+    uris.push(`s3://${BUCKET}/${key}`);
+  }
+  for (const kite of world.kites) kite.resetCalls();
+  world.s3.resetRequests();
+  return m === 1 ? (uris[0] as string) : uris.join(',');
+}
+
+const renewals = (world: World) =>
+  world.kites.reduce((n, k) => n + (k.calls['POST /session/refresh_token'] ?? 0), 0);
+const reads = (world: World) => world.s3.requests.filter((r) => r.method === 'GET').length;
+
+function registry(uri: string) {
+  return createAccountRegistry({ uri, appSecret: APP_SECRET, log: silentLog });
+}
+
+async function tickOnce(world: World, m: number, expired: boolean) {
+  const accounts = registry(seed(world, m, expired));
+  let peakHeap = process.memoryUsage().heapUsed;
+  let peakRss = process.memoryUsage.rss();
+  const sampler = setInterval(() => {
+    peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
+    peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  }, 5);
+  const heapBefore = process.memoryUsage().heapUsed;
+  const started = performance.now();
+  await tickAccounts({ accounts, log: silentLog, metrics: noMetrics, concurrency: CONCURRENCY });
+  const wallMs = performance.now() - started;
+  clearInterval(sampler);
+  return {
+    m,
+    wallMs,
+    reads: reads(world),
+    renewals: renewals(world),
+    heapGrowthKiB: (peakHeap - heapBefore) / 1024,
+    peakRssKiB: peakRss / 1024,
+  };
+}
+
+/** One read and one renewal on their own, the units the goals are stated in. */
+async function units(world: World) {
+  await tickOnce(world, 1, true); // warm-up: modules, the S3 client, connections
+  const one = await tickOnce(world, 1, false);
+  const renewal = await tickOnce(world, 1, true);
+  return { readMs: one.wallMs, renewalMs: renewal.wallMs };
+}
+
+async function onDemandStorm(world: World) {
+  const accounts = registry(seed(world, 10, false));
+  const all = await accounts.all();
+  const flushed = await Promise.all(all.map(async (a) => (await a.refresher.store.read()).config.api_secret));
+  for (const kite of world.kites.slice(0, 10)) kite.flushAll();
+  // After the flush every stored token is dead: mark them expired so each account is due.
+  await Promise.all(
+    all.map(async (a) => {
+      const { config, version } = await a.refresher.store.read();
+      await a.refresher.store.write(
+        { ...config, access_token_expires_at: toIsoIst(new Date(Date.now() - 1)) },
+        version,
+      );
+    }),
+  );
+  for (const kite of world.kites) kite.resetCalls();
+  const times: number[] = [];
+  await Promise.all(
+    Array.from({ length: 100 }, async (_, i) => {
+      const started = performance.now();
+      const account = (await accounts.findByAccessToken(flushed[i % 10] as string)) ?? all[i % 10];
+      if (!account) throw new Error('bench: no account');
+      await answerOnDemand(account.refresher, { failedAccessToken: flushed[i % 10] as string, status: 403 });
+      times.push(performance.now() - started);
+    }),
+  );
+  return {
+    calls: 100,
+    accounts: 10,
+    renewals: renewals(world),
+    p50Ms: percentile(times, 50),
+    p99Ms: percentile(times, 99),
+  };
+}
+
+export async function accountsSection(): Promise<Record<string, unknown>> {
+  progress('many accounts: ticks over 1, 10, 100 accounts and an on-demand storm over 10');
+  const s3 = await startS3Emulator({ buckets: [BUCKET] });
+  const kites = await Promise.all(
+    Array.from({ length: 100 }, (_, i) =>
+      startKiteSandbox({ apiKey: `benchkey${i}`, apiSecret: APP_SECRET }),
+    ),
+  );
+  cleanProcessEnv({
+    AWS_ENDPOINT_URL_S3: s3.endpoint,
+    AWS_REGION: 'ap-south-1',
+    AWS_ACCESS_KEY_ID: 'bench',
+    AWS_SECRET_ACCESS_KEY: 'bench',
+  });
+  s3.setLatency(S3_LATENCY_MS);
+  for (const kite of kites) kite.setLatency(KITE_LATENCY_MS);
+  const world = { s3, kites };
+  try {
+    const unit = await units(world);
+    const fresh = [];
+    const expired = [];
+    for (const m of [1, 10, 100]) fresh.push(await tickOnce(world, m, false));
+    for (const m of [1, 10, 100]) expired.push(await tickOnce(world, m, true));
+    const storm = await onDemandStorm(world);
+    report(unit, fresh, expired, storm);
+    return {
+      concurrency: CONCURRENCY,
+      s3LatencyMs: S3_LATENCY_MS,
+      kiteLatencyMs: KITE_LATENCY_MS,
+      unit,
+      fresh,
+      expired,
+      storm,
+    };
+  } finally {
+    await Promise.all([s3.close(), ...kites.map((k) => k.close())]);
+  }
+}
+
+type Tick = Awaited<ReturnType<typeof tickOnce>>;
+
+function report(
+  unit: { readMs: number; renewalMs: number },
+  fresh: Tick[],
+  expired: Tick[],
+  storm: Awaited<ReturnType<typeof onDemandStorm>>,
+): void {
+  for (const t of fresh) {
+    const bound = Math.ceil(t.m / CONCURRENCY) * unit.readMs * 1.5;
+    row(
+      '8 accounts',
+      `tick, ${t.m} fresh account(s)`,
+      `${ms(t.wallMs)}, ${t.reads} reads, ${t.renewals} Kite calls`,
+      `${t.m} reads, 0 Kite, ≤ ${ms(bound)}`,
+      t.reads === t.m && t.renewals === 0 && t.wallMs <= bound,
+    );
+  }
+  for (const t of expired) {
+    const expected = Math.ceil(t.m / CONCURRENCY) * unit.renewalMs;
+    row(
+      '8 accounts',
+      `tick, ${t.m} expired account(s)`,
+      `${ms(t.wallMs)} (${round(t.wallMs / expected, 2)}× ceil(M/${CONCURRENCY}) × one renewal), ${t.renewals} renewals`,
+      `${t.m} renewals, ≈ ${ms(expected)}`,
+      t.renewals === t.m && t.wallMs <= expected * 1.5,
+    );
+  }
+  const last = expired.at(-1);
+  if (last) {
+    // In this process, with the emulators and 100 sandboxes in it too: an upper bound for the function alone.
+    row(
+      '8 accounts',
+      'tick, 100 expired accounts: memory',
+      `heap growth at peak ${round(last.heapGrowthKiB / 1024, 1)} MiB, bench process peak RSS ${round(last.peakRssKiB / 1024, 1)} MiB`,
+      '≤ memorySize 256 MB',
+      last.peakRssKiB <= 256 * 1024,
+    );
+  }
+  row(
+    '8 accounts',
+    '100 on-demand calls over 10 accounts after a flush',
+    `${storm.renewals} renewals, p50 ${ms(storm.p50Ms)}, p99 ${ms(storm.p99Ms)}`,
+    '10 renewals',
+    storm.renewals === 10,
+  );
+}
