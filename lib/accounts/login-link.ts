@@ -11,15 +11,21 @@ export interface AccountLinkOptions {
   ttlMs?: number;
 }
 
-/** The signed login link for `account` (its name), for the app in `config`. */
-export function loginLinkFor(account: string, config: BrokerConfig, options: AccountLinkOptions): string {
-  // The signed state carries the account once the login state names one; until then the link is the app's.
-  void account;
+/**
+ * The signed login link for `account` (Account.linkAccount: its name, or undefined for a single document), for the
+ * app in `config`. The state signs the account in, so the callback stores the token in that account's document only.
+ */
+export function loginLinkFor(
+  account: string | undefined,
+  config: BrokerConfig,
+  options: AccountLinkOptions,
+): string {
   return buildLoginLink({
     apiKey: config.api_key,
     appSecret: options.appSecret,
     loginRoot: loginRootFor(config),
     scope: options.scope,
+    ...(account ? { account } : {}),
     ...(options.now ? { now: options.now } : {}),
     ...(options.ttlMs ? { ttlMs: options.ttlMs } : {}),
   });

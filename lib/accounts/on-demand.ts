@@ -64,7 +64,7 @@ export async function answerForAccount(
   if ('answer' in found) return found;
   const { account } = found;
   const loginLink = (config: Parameters<typeof loginLinkFor>[1]) =>
-    loginLinkFor(account.name, config, { appSecret: options.appSecret, scope: options.stateScope });
+    loginLinkFor(account.linkAccount, config, { appSecret: options.appSecret, scope: options.stateScope });
   const answer = await answerOnDemand(account.refresher, payload, loginLink, options.deadline);
   return { answer, account };
 }

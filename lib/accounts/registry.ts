@@ -23,6 +23,11 @@ export interface Account {
   readonly userId: string | undefined;
   /** How logs and metrics name the account: its user_id once known, its name before. */
   readonly label: string;
+  /**
+   * The account a login link names: its name when the deployment keeps several documents; undefined for a single
+   * document, whose links stay as they always were (the callback has only one place to store the token).
+   */
+  readonly linkAccount: string | undefined;
   readonly refresher: Refresher;
 }
 
@@ -75,14 +80,16 @@ function labelledLog(log: Log, label: () => string): Log {
 class AccountEntry implements Account {
   readonly name: string;
   readonly uri: string;
+  readonly linkAccount: string | undefined;
   userId: string | undefined;
   readonly digests: string[] = [];
   readonly #make: (entry: AccountEntry) => Refresher;
   #refresher: Refresher | undefined;
 
-  constructor(document: AccountDocument, make: (entry: AccountEntry) => Refresher) {
+  constructor(document: AccountDocument, single: boolean, make: (entry: AccountEntry) => Refresher) {
     this.name = document.name;
     this.uri = document.uri;
+    this.linkAccount = single ? undefined : document.name;
     this.#make = make;
   }
 
@@ -124,7 +131,7 @@ class Registry implements AccountRegistry {
   #entry(document: AccountDocument): AccountEntry {
     let entry = this.#entries.get(document.uri);
     if (!entry) {
-      entry = new AccountEntry(document, (e) => this.#refresherFor(e, document));
+      entry = new AccountEntry(document, this.single, (e) => this.#refresherFor(e, document));
       this.#entries.set(document.uri, entry);
     }
     return entry;

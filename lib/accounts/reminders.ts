@@ -48,7 +48,7 @@ async function claim(deps: AccountRemindersDeps, need: LoginNeed, now: Date): Pr
     renewalRejected: need.reason === 'refresh_token_rejected',
   });
   if (!decision.send || !decision.state) return null;
-  const link = loginLinkFor(need.account.name, config, {
+  const link = loginLinkFor(need.account.linkAccount, config, {
     appSecret: deps.appSecret,
     scope: deps.stateScope,
     now,

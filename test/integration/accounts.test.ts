@@ -14,6 +14,7 @@ import { handler as onDemandHandler } from '../../functions/on-demand-refresh.ts
 import { handler as scheduledHandler } from '../../functions/scheduled-refresh.ts';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { metrics, resetLambdaContext } from '../../lib/lambda/context.ts';
+import { loginStateKey, verifyLoginState } from '../../lib/login/state.ts';
 import type { OnDemandResponse } from '../../lib/shared/on-demand-response.ts';
 import { type SnsEmulator, startSnsEmulator } from '../../testing/sns-server.ts';
 import { leakedTokens, type SandboxFixture, seedConfig, startSandbox } from '../support/fixtures.ts';
@@ -53,6 +54,12 @@ const scheduled = () =>
   scheduledHandler({ source: 'aws.events', 'detail-type': 'Scheduled Event' }, context('scheduled'));
 const onDemand = (event: unknown): Promise<OnDemandResponse> => onDemandHandler(event, context('on-demand'));
 const renewals = (name: Name) => kite[name].sandbox.calls['POST /session/refresh_token'] ?? 0;
+/** The account the signed state in a login link names (verified with the deployment's app secret). */
+function stateAccount(link: string): string | undefined {
+  const redirect = new URLSearchParams(new URL(link).searchParams.get('redirect_params') ?? '');
+  const check = verifyLoginState(loginStateKey(APP_SECRET), redirect.get('state'));
+  return check.ok ? check.account : undefined;
+}
 const text = (config: BrokerConfig) => `${JSON.stringify(config, null, 2)}\n`;
 
 /** An account whose Kite user is its own sandbox's user. */
@@ -212,6 +219,8 @@ describe('scheduled tick over several accounts', () => {
     expect(message).toContain(`${kite.alice.sandbox.url}/connect/login?v=3`);
     expect(message).toContain(`${kite.carol.sandbox.url}/connect/login?v=3`);
     expect(storedInPrefix('alice')).toHaveProperty('login_reminder.sent', 1);
+    const accountsInLinks = [...message.matchAll(/https?:\/\/\S+/g)].map(([link]) => stateAccount(link));
+    expect(accountsInLinks.sort()).toEqual(['alice', 'carol']);
 
     await scheduled();
     expect(sns.published).toHaveLength(1);
@@ -248,6 +257,20 @@ describe('on-demand refresh over several accounts', () => {
     // A caller still holding the replaced token gets the new one, without another renewal.
     expect(await onDemand({ failedAccessToken: failed })).toMatchObject({ status: 'already_fresh' });
     expect(renewals('bob')).toBe(1);
+  });
+
+  it('answers login_required with a login link that names the account, so the login lands in its document', async () => {
+    seedPrefix({
+      alice: accountConfig('alice', 'expired', { refresh_token: '' }),
+      bob: accountConfig('bob', 'fresh'),
+      carol: accountConfig('carol', 'fresh'),
+    });
+    useAccounts(PREFIX);
+
+    const answer = await onDemand({ account: 'alice' });
+
+    expect(answer).toMatchObject({ status: 'login_required' });
+    expect(stateAccount('loginUrl' in answer ? (answer.loginUrl ?? '') : '')).toBe('alice');
   });
 
   it('answers UnknownAccount for an account nobody configured and touches nothing', async () => {
