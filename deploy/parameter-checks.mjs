@@ -1,7 +1,12 @@
 // Checks the deployment parameters CloudFormation cannot check, before anything is packaged or deployed: a wrong
 // value fails `osls package` and `osls deploy` with one message naming the parameter, not a stack half created.
-// At deploy it also decides the login callback's reserved concurrency from the account's quota (`auto`).
-// Plain JavaScript, so osls loads it on whatever Node runs it.
+// At deploy it also decides the login callback's reserved concurrency from the account's quota (`auto`). It resolves
+// `${accounts:…}` in serverless.yml (deploy/accounts.mjs: the documents the functions serve), and lets
+// `osls invoke local` load the functions' ES module handlers. Plain JavaScript, so osls loads it on whatever Node runs it.
+
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { accountsValue, addConfigSecrets, readAccounts } from './accounts.mjs';
 
 const ACCOUNT_ID = /^\d{12}$/;
 // An IAM principal of one account: the account root, a role or a user (paths allowed). Never a service principal:
@@ -76,7 +81,49 @@ export default class ParameterChecks {
     this.hooks = {
       'before:package:initialize': () => this.check(),
       'before:deploy:deploy': () => this.reserve(),
+      'before:invoke:local:invoke': () => this.loadableHandler(),
     };
+    this.configurationVariablesSources = {
+      accounts: { resolve: (input) => this.resolveAccounts(input) },
+    };
+  }
+
+  /** `${accounts:<address>}`: the accounts' store locations and IAM resources; a bad parameter stops the command. */
+  async resolveAccounts({ address, resolveVariable }) {
+    const read = async (name) => String((await resolveVariable(name)) ?? '');
+    const accounts = readAccounts({
+      storeKind: await read('self:custom.storeKind'),
+      configKey: await read('param:configKey'),
+      configKeys: await read('param:configKeys'),
+      configPrefix: await read('param:configPrefix'),
+      configSecretName: await read('param:configSecretName'),
+      configSecretNames: await read('param:configSecretNames'),
+    });
+    if (accounts.problems.length > 0) {
+      const text = accounts.problems.map(([name, problem]) => `Parameter ${name} ${problem}.`).join(' ');
+      throw new this.serverless.classes.Error(text, 'INVALID_PARAMETER');
+    }
+    const target = await read('self:custom.settingsTarget');
+    const bucket = target === 'emulators' ? await read('self:custom.settings.emulators.bucket') : '';
+    return { value: accountsValue(accounts, address, { target, bucket }) };
+  }
+
+  /**
+   * osls's `invoke local` loads a handler with require(), trying `<handler>` and `<handler>.cjs`, so it never finds the
+   * `.mjs` files esbuild writes. A `.cjs` next to each one imports it on first call, as Lambda's runtime would.
+   */
+  async loadableHandler() {
+    const fn = this.serverless.service.getFunction(this.serverless.processedInput?.options?.function);
+    const handler = String(fn?.handler ?? '');
+    const file = handler.slice(0, handler.lastIndexOf('.'));
+    const name = handler.slice(handler.lastIndexOf('.') + 1);
+    if (!file || !name) return;
+    const base = file.split('/').pop();
+    const shim =
+      `// Written by deploy/parameter-checks.mjs for osls invoke local.\n` +
+      `exports[${JSON.stringify(name)}] = async (...args) =>\n` +
+      `  (await import(${JSON.stringify(`./${base}.mjs`)}))[${JSON.stringify(name)}](...args);\n`;
+    await writeFile(join(this.serverless.serviceDir, `${file}.cjs`), shim);
   }
 
   async reserve() {
@@ -103,5 +150,6 @@ export default class ParameterChecks {
       const text = problems.map(([name, problem]) => `Parameter ${name} ${problem}.`).join(' ');
       throw new this.serverless.classes.Error(text, 'INVALID_PARAMETER');
     }
+    addConfigSecrets(this.serverless.service.resources?.Resources, custom.configSecrets);
   }
 }

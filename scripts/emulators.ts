@@ -51,6 +51,13 @@ Each holds a broker-config.json with an expired token. In another terminal:
   npm run kite-token -- refresh --config s3://${BUCKET}/${KEY}
   npm run kite-token -- refresh --config secretsmanager://${SECRET}
 
+The Lambda functions, as osls runs them locally (events/ holds a sample event for each):
+
+  npx osls invoke local -f onDemandRefresh --stage local -p events/on-demand.json
+  npx osls invoke local -f scheduledRefresh --stage local -p events/scheduled-tick.json
+  npx osls invoke local -f onDemandRefresh --stage local -p events/on-demand.json \\
+    -e BROKER_CONFIG_URI=secretsmanager://${SECRET}
+
 Ctrl-C stops them.
 `);
 

@@ -44,6 +44,11 @@ export interface OslsOptions {
   onOutput?: (text: string) => void;
   /** No fallback alert address: as `osls deploy` sees the configuration. */
   requireAlertEmail?: boolean;
+  /**
+   * The whole environment osls runs with, instead of this process's without its AWS settings: for `invoke local`,
+   * which runs a function in osls's own process and so needs the function's endpoints and credentials.
+   */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface PackageOptions {
@@ -75,14 +80,14 @@ export function packageService(options: PackageOptions = {}): Promise<PackageRes
 /** Runs osls offline with these arguments. Resolves with the time it took; rejects with its output. */
 export function runOsls(
   args: string[],
-  { onOutput, requireAlertEmail = false }: OslsOptions = {},
+  { onOutput, requireAlertEmail = false, env }: OslsOptions = {},
 ): Promise<number> {
   const started = Date.now();
   const osls = join(PROJECT_DIR, 'node_modules', 'osls', 'bin', 'serverless.js');
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [osls, ...args], {
       cwd: PROJECT_DIR,
-      env: offlineEnv(process.env, { requireAlertEmail }),
+      env: env ?? offlineEnv(process.env, { requireAlertEmail }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';

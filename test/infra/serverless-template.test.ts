@@ -297,13 +297,28 @@ const PACKAGE_TIMEOUT = 180_000;
 
 // ---- checks that hold for every parameter set -----------------------------------------------------------
 
-function commonChecks(get: () => Packaged) {
+interface CommonCheckOptions {
+  /** configPrefix: objects under it (`<prefix>*`, `<prefix>*.rescue.json`) are the one wildcard IAM may name. */
+  objectPrefix?: string;
+}
+
+/** The object ARNs under configPrefix, the only IAM resources with a wildcard a prefix deployment may have. */
+const prefixObjectArns = (prefix: string) => [
+  `arn:<AWS::Partition>:s3:::<ConfigBucket>/${prefix}*`,
+  `arn:<AWS::Partition>:s3:::<ConfigBucket>/${prefix}*.rescue.json`,
+];
+
+function commonChecks(get: () => Packaged, options: CommonCheckOptions = {}) {
   describe('in every configuration', () => {
     it('creates the bucket and the config secret only under the condition for their store kind', () => {
       const resources = get().raw.Resources as Record<string, JsonObject>;
       expect(resources.ConfigBucket?.Condition).toBe('UseS3Store');
       expect(resources.ConfigBucketPolicy?.Condition).toBe('UseS3Store');
       expect(resources.ConfigSecret?.Condition).toBe('UseSecretsManagerStore');
+      for (const [id, r] of Object.entries(resources)) {
+        if (r.Type === 'AWS::SecretsManager::Secret' && id !== 'KiteAppSecret')
+          expect(r.Condition, id).toBe('UseSecretsManagerStore');
+      }
     });
 
     it('refers only to resources the stack creates', () => {
@@ -455,7 +470,11 @@ function commonChecks(get: () => Packaged) {
         for (const action of guarded) expect(action, where).not.toContain('*');
         const resources = list(statement.Resource);
         expect(resources.length, where).toBeGreaterThan(0);
-        for (const resource of resources) expect(resourceText(resource), where).not.toContain('*');
+        const allowed = options.objectPrefix === undefined ? [] : prefixObjectArns(options.objectPrefix);
+        for (const resource of resources) {
+          if (allowed.includes(resourceText(resource))) continue;
+          expect(resourceText(resource), where).not.toContain('*');
+        }
       }
     });
 
@@ -870,6 +889,176 @@ describe('serverless template (storeKind=secretsmanager)', () => {
   commonChecks(secretsTemplate);
 });
 
+// ---- several accounts ------------------------------------------------------------------------------------
+
+const ALICE_KEY = 'family/alice.json';
+const BOB_KEY = 'bob.json';
+const PREFIX = 'accounts/';
+const ALICE_SECRET = 'kite/alice';
+const FIRST_SECRET = 'kite-token-refresh/dev/broker-config';
+
+/** The ListBucket statements of a role. */
+const listStatements = (t: Template, role: string): Statement[] =>
+  identityStatements(t)
+    .filter(({ role: r, statement }) => r === role && list(statement.Action).includes('s3:ListBucket'))
+    .map(({ statement }) => statement);
+
+let s3Keys: Packaged | undefined;
+const s3KeysTemplate = () => s3Keys as Packaged;
+
+describe('serverless template (storeKind=s3, configKeys)', () => {
+  beforeAll(async () => {
+    s3Keys = await packaged('s3-keys', { alertEmail: ALERT_EMAIL, configKeys: `${ALICE_KEY},${BOB_KEY}` });
+  }, PACKAGE_TIMEOUT);
+
+  it('points every function at the listed documents, in the order given', () => {
+    const { t } = s3KeysTemplate();
+    for (const { logicalId } of Object.values(FUNCTIONS)) {
+      const env = envOf(t, logicalId);
+      expect(resourceText(env.BROKER_CONFIG_URI as Json), logicalId).toBe(
+        `s3://<ConfigBucket>/${ALICE_KEY},s3://<ConfigBucket>/${BOB_KEY}`,
+      );
+      expect(env.BROKER_CONFIG_BUCKET_OWNER).toEqual({ Ref: 'AWS::AccountId' });
+    }
+    expect(resourceText((t.Outputs.BrokerConfigUri as JsonObject).Value as Json)).toBe(
+      `s3://<ConfigBucket>/${ALICE_KEY},s3://<ConfigBucket>/${BOB_KEY}`,
+    );
+  });
+
+  it('lets each function read and write exactly the listed documents and their rescue objects', () => {
+    const { t } = s3KeysTemplate();
+    const object = (key: string) => `arn:<AWS::Partition>:s3:::<ConfigBucket>/${key}`;
+    const documents = [ALICE_KEY, BOB_KEY]
+      .flatMap((key) => [object(key), object(`${key}.rescue.json`)])
+      .sort();
+    for (const { logicalId } of Object.values(FUNCTIONS)) {
+      const role = roleOf(t, logicalId);
+      const byAction = grants(t, role);
+      expect(byAction.get('s3:GetObject')?.sort(), logicalId).toEqual(documents);
+      expect(byAction.get('s3:PutObject')?.sort(), logicalId).toEqual(documents);
+      expect(byAction.get('s3:DeleteObject')?.sort(), logicalId).toEqual(
+        [object(`${ALICE_KEY}.rescue.json`), object(`${BOB_KEY}.rescue.json`)].sort(),
+      );
+      expect(byAction.get('s3:ListBucket'), logicalId).toEqual(['<ConfigBucket.Arn>']);
+      expect(listStatements(t, role).map((st) => st.Condition)).toEqual([undefined]);
+      expect([...byAction.keys()].filter((a) => a.startsWith('s3:')).sort(), logicalId).toEqual([
+        's3:DeleteObject',
+        's3:GetObject',
+        's3:ListBucket',
+        's3:PutObject',
+      ]);
+    }
+  });
+
+  commonChecks(s3KeysTemplate);
+});
+
+let s3Prefix: Packaged | undefined;
+const s3PrefixTemplate = () => s3Prefix as Packaged;
+
+describe('serverless template (storeKind=s3, configPrefix)', () => {
+  beforeAll(async () => {
+    s3Prefix = await packaged('s3-prefix', { alertEmail: ALERT_EMAIL, configPrefix: PREFIX });
+  }, PACKAGE_TIMEOUT);
+
+  it('points every function at the prefix', () => {
+    const { t } = s3PrefixTemplate();
+    for (const { logicalId } of Object.values(FUNCTIONS)) {
+      expect(resourceText(envOf(t, logicalId).BROKER_CONFIG_URI as Json), logicalId).toBe(
+        `s3://<ConfigBucket>/${PREFIX}`,
+      );
+    }
+  });
+
+  it('lets each function read and write objects under the prefix, delete only rescue objects there, and list only that prefix', () => {
+    const { t } = s3PrefixTemplate();
+    const [everything, rescue] = prefixObjectArns(PREFIX);
+    for (const { logicalId } of Object.values(FUNCTIONS)) {
+      const role = roleOf(t, logicalId);
+      const byAction = grants(t, role);
+      expect(byAction.get('s3:GetObject'), logicalId).toEqual([everything]);
+      expect(byAction.get('s3:PutObject'), logicalId).toEqual([everything]);
+      expect(byAction.get('s3:DeleteObject'), logicalId).toEqual([rescue]);
+      expect(byAction.get('s3:ListBucket'), logicalId).toEqual(['<ConfigBucket.Arn>']);
+      expect(listStatements(t, role).map((st) => st.Condition)).toEqual([
+        { StringLikeIfExists: { 's3:prefix': [`${PREFIX}*`] } },
+      ]);
+      expect([...byAction.keys()].filter((a) => a.startsWith('s3:')).sort(), logicalId).toEqual([
+        's3:DeleteObject',
+        's3:GetObject',
+        's3:ListBucket',
+        's3:PutObject',
+      ]);
+    }
+  });
+
+  commonChecks(s3PrefixTemplate, { objectPrefix: PREFIX });
+});
+
+let secretsList: Packaged | undefined;
+const secretsListTemplate = () => secretsList as Packaged;
+
+describe('serverless template (storeKind=secretsmanager, configSecretNames)', () => {
+  beforeAll(async () => {
+    secretsList = await packaged('secretsmanager-list', {
+      alertEmail: ALERT_EMAIL,
+      storeKind: 'secretsmanager',
+      configSecretNames: `${FIRST_SECRET},${ALICE_SECRET}`,
+    });
+  }, PACKAGE_TIMEOUT);
+
+  /** The config secrets' logical ids, by name. */
+  const configSecrets = (t: Template) =>
+    Object.fromEntries(
+      Object.entries(t.Resources)
+        .filter(([id, r]) => r.Type === 'AWS::SecretsManager::Secret' && id !== 'KiteAppSecret')
+        .map(([id, r]) => [r.Properties.Name as string, id]),
+    );
+
+  it('creates one empty secret per listed name, keeping ConfigSecret for configSecretName', () => {
+    const { t } = secretsListTemplate();
+    const secrets = configSecrets(t);
+    expect(Object.keys(secrets).sort()).toEqual([ALICE_SECRET, FIRST_SECRET].sort());
+    expect(secrets[FIRST_SECRET]).toBe('ConfigSecret');
+    for (const id of Object.values(secrets)) {
+      expect(t.Resources[id]?.Properties.SecretString, id).toBeUndefined();
+      expect(t.Resources[id]?.Properties.GenerateSecretString, id).toBeUndefined();
+    }
+    expect(t.Resources.ConfigBucket).toBeUndefined();
+  });
+
+  it('points every function at the listed secrets, by name', () => {
+    const { t } = secretsListTemplate();
+    for (const { logicalId } of Object.values(FUNCTIONS)) {
+      expect(resourceText(envOf(t, logicalId).BROKER_CONFIG_URI as Json), logicalId).toBe(
+        `secretsmanager://${FIRST_SECRET},secretsmanager://${ALICE_SECRET}`,
+      );
+    }
+  });
+
+  it("lets each function use the store's calls on exactly the listed secrets", () => {
+    const { t } = secretsListTemplate();
+    const listed = Object.values(configSecrets(t))
+      .map((id) => `<${id}>`)
+      .sort();
+    for (const { logicalId } of Object.values(FUNCTIONS)) {
+      const byAction = grants(t, roleOf(t, logicalId));
+      for (const action of [
+        'secretsmanager:DescribeSecret',
+        'secretsmanager:GetSecretValue',
+        'secretsmanager:PutSecretValue',
+        'secretsmanager:UpdateSecretVersionStage',
+      ]) {
+        const onConfig = (byAction.get(action) ?? []).filter((r) => r !== '<KiteAppSecret>').sort();
+        expect(onConfig, `${logicalId} ${action}`).toEqual(listed);
+      }
+      expect([...byAction.keys()].filter((a) => a.startsWith('s3:'))).toEqual([]);
+    }
+  });
+
+  commonChecks(secretsListTemplate);
+});
+
 // ---- parameters that must be right before anything is built -------------------------------------------------
 
 describe('serverless.yml parameters', () => {
@@ -910,6 +1099,22 @@ describe('serverless.yml parameters', () => {
         ]),
       ).rejects.toThrow(/onDemandInvokers accepts only .*refused: "s3\.amazonaws\.com"/s);
       expect(existsSync(join(outDir, 'cloudformation-template-update-stack.json'))).toBe(false);
+    },
+    PACKAGE_TIMEOUT,
+  );
+
+  it(
+    'refuses account parameters that do not fit the store, naming the parameter, before building anything',
+    async () => {
+      await expect(runOsls(['print', '--stage', 'dev', '--param=configPrefix=accounts'])).rejects.toThrow(
+        /Parameter configPrefix must be a key prefix ending in "\/"/,
+      );
+      await expect(
+        runOsls(['print', '--stage', 'dev', '--param=configKeys=a.json', '--param=configPrefix=accounts/']),
+      ).rejects.toThrow(/Parameter configPrefix and configKeys name the accounts two ways/);
+      await expect(
+        runOsls(['print', '--stage', 'dev', '--param=storeKind=secretsmanager', '--param=configKeys=a.json']),
+      ).rejects.toThrow(/Parameter configKeys applies to storeKind=s3/);
     },
     PACKAGE_TIMEOUT,
   );
