@@ -101,6 +101,21 @@ describe('osls invoke local --stage local', () => {
   );
 
   it(
+    'runs the on-demand function with events/on-demand-account.json, which names the account',
+    async () => {
+      sm.reset();
+      sm.createSecret(APP_SECRET, JSON.stringify({ api_secret: fx.appSecret }));
+      s3.putObjectRaw(BUCKET, KEY, `${JSON.stringify(seedConfig(fx.sandbox, 'expired'), null, 2)}\n`);
+
+      const answer = await invokeLocal('onDemandRefresh', 'on-demand-account.json');
+
+      expect(answer.status).toBe('refreshed');
+      expect(JSON.parse(inBucket() ?? '{}')).toMatchObject({ api_secret: answer.accessToken });
+    },
+    INVOKE_TIMEOUT,
+  );
+
+  it(
     'takes -e BROKER_CONFIG_URI over the stage setting: the document in Secrets Manager is renewed, the bucket untouched',
     async () => {
       sm.reset();
