@@ -1,19 +1,22 @@
 // The kite-token command: refresh, status, the daily login (login-url, exchange) and the local demo, as a function
 // the bin script and tests call. Exit 0 on success; otherwise non-zero with a one-line reason on stderr.
 import { parseArgs } from 'node:util';
-import { LoginError } from '../login/outcome.ts';
-import { classifyError, type ErrorKind, InputError, NotFoundError } from '../shared/errors.ts';
+import { InputError } from '../shared/errors.ts';
 import { COMMANDS } from './commands.ts';
 import { EXIT } from './exit.ts';
+import { describeFailure } from './failure.ts';
 import { type CliIo, processIo } from './io.ts';
 
 export { EXIT } from './exit.ts';
+export { describeFailure } from './failure.ts';
 export type { CliIo } from './io.ts';
 
 const USAGE = `Usage: kite-token <command> [options]
 
 Commands:
-  refresh [--config LOCATION] [--force]   Renew the access token if it is due (or always, with --force)
+  refresh [--config LOCATION] [--account NAME] [--force]
+                                          Renew the access token if it is due (or always, with --force); with
+                                          several accounts, each in turn (or the one --account names), a line each
   status  [--config LOCATION] [--account NAME]
                                           Token age, expiry, mode and whether a refresh is due; with several
                                           accounts, one row per account
@@ -34,29 +37,6 @@ only at a login callback deployed with the same.
 Daily login: open the login-url link and log in to Kite. Kite sends the browser to the app's redirect URL
 (Kite developer console); when that is the login-callback function's URL, the token is stored right there.
 Otherwise copy request_token (and state) from the address bar and run exchange within a few minutes.`;
-
-const FAILURE_LINES: Record<ErrorKind, (message: string) => { line: string; code: number }> = {
-  invalid_input: (m) => ({ line: `bad input: ${m}`, code: EXIT.badInput }),
-  config_invalid: (m) => ({ line: `bad input: ${m}`, code: EXIT.badInput }),
-  login_required: (m) => ({ line: `login required: ${m}`, code: EXIT.loginRequired }),
-  token_rejected: (m) => ({ line: `Kite rejected the request: ${m}`, code: EXIT.failed }),
-  kite_rejected: (m) => ({ line: `Kite rejected the request: ${m}`, code: EXIT.failed }),
-  kite_unavailable: (m) => ({ line: `network: ${m}`, code: EXIT.failed }),
-  refresh_busy: (m) => ({ line: m, code: EXIT.failed }),
-  store_unavailable: (m) => ({ line: m, code: EXIT.failed }),
-  token_not_stored: (m) => ({ line: m, code: EXIT.failed }),
-  unexpected: (m) => ({ line: `unexpected error: ${m}`, code: EXIT.failed }),
-};
-
-/** One line for stderr, and the exit code, for any error. Messages never carry tokens (see errors.ts). */
-export function describeFailure(e: unknown): { line: string; code: number } {
-  if (e instanceof LoginError) {
-    return { line: `login failed: ${e.message}`, code: e.status >= 500 ? EXIT.failed : EXIT.badInput };
-  }
-  if (e instanceof NotFoundError) return { line: `not found: ${e.message}`, code: EXIT.badInput };
-  const failure = classifyError(e);
-  return FAILURE_LINES[failure.kind](failure.message);
-}
 
 function parseOptions(argv: string[]) {
   try {
@@ -102,8 +82,8 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
   if (values.stage !== undefined && command !== 'exchange' && command !== 'login-url') {
     throw new InputError('--stage belongs to the login-url and exchange commands');
   }
-  if (values.account !== undefined && !['status', 'login-url', 'exchange'].includes(command)) {
-    throw new InputError('--account belongs to the status, login-url and exchange commands');
+  if (values.account !== undefined && !['refresh', 'status', 'login-url', 'exchange'].includes(command)) {
+    throw new InputError('--account belongs to the refresh, status, login-url and exchange commands');
   }
   const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!run) throw new InputError(`unknown command "${command}" (try --help)`);

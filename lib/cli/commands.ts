@@ -14,6 +14,7 @@ import { describeError, InputError } from '../shared/errors.ts';
 import { createConsoleLog, type Log } from '../shared/log.ts';
 import { configLocation, openAccounts, pickAccount } from './accounts.ts';
 import { EXIT } from './exit.ts';
+import { describeFailure } from './failure.ts';
 import type { CliIo } from './io.ts';
 import { type AccountStatus, formatStatusRows } from './status-rows.ts';
 
@@ -48,7 +49,8 @@ function stateScope(options: CommandOptions): string | undefined {
   return scope;
 }
 
-const refresh: Command = async (options, io) => {
+/** One document, as before accounts: the refresher's own log lines say what happened. */
+async function refreshOne(options: CommandOptions, io: CliIo): Promise<number> {
   const log = consoleLog(io);
   const refresher = await createRefresher({
     configUri: configLocation(options.config),
@@ -66,6 +68,41 @@ const refresh: Command = async (options, io) => {
     });
   }
   return EXIT.ok;
+}
+
+/** One account of several: a line on stdout, and the exit code it alone would give. */
+async function refreshAccount(account: Account, force: boolean, io: CliIo): Promise<number> {
+  try {
+    const outcome = await account.refresher.refresh({ force });
+    const expires =
+      outcome.status === 'login_required' ? '' : ` (expires ${formatExpiry(outcome.expiresAt)})`;
+    io.stdout(`${account.name} (${account.label}): ${outcome.status.replace('_', ' ')}${expires}\n`);
+    return outcome.status === 'login_required' ? EXIT.loginRequired : EXIT.ok;
+  } catch (e: unknown) {
+    const { line, code } = describeFailure(e);
+    io.stdout(`${account.name} (${account.label}): failed: ${line}\n`);
+    return code === EXIT.loginRequired ? EXIT.loginRequired : EXIT.failed;
+  }
+}
+
+const formatExpiry = (at: Date | undefined): string => (at ? formatIst(at) : 'unknown');
+
+/**
+ * With several accounts at --config: the one --account names, or every account in turn, each renewed only when
+ * due. One account's failure does not stop the others; the exit code is the worst: 1 failed, 3 login required.
+ */
+const refresh: Command = async (options, io) => {
+  const appSecret = await loadAppSecret();
+  const accounts = openAccounts(options.config, appSecret, consoleLog(io));
+  if (accounts.single && options.account === undefined) return refreshOne(options, io);
+  const chosen =
+    options.account === undefined
+      ? await accounts.all()
+      : [(await pickAccount(accounts, options.account)).account];
+  const codes: number[] = [];
+  for (const account of chosen) codes.push(await refreshAccount(account, options.force, io));
+  if (codes.includes(EXIT.failed)) return EXIT.failed;
+  return codes.includes(EXIT.loginRequired) ? EXIT.loginRequired : EXIT.ok;
 };
 
 /** How many documents status reads at once. */

@@ -241,6 +241,52 @@ describe('kite-token status with several accounts', () => {
 
   it('refuses --account on commands that do not take it', async () => {
     const config = await seedAccounts({ alice: { user_id: 'XX0000' } });
-    expect((await cli('refresh', '--config', config, '--account', 'alice')).code).toBe(EXIT.badInput);
+    expect((await cli('demo', '--config', config, '--account', 'alice')).code).toBe(EXIT.badInput);
+  });
+});
+
+describe('kite-token refresh with several accounts', () => {
+  beforeEach(async () => {
+    // This sandbox issues refresh tokens, so an account can renew without a login.
+    await fx.sandbox.close();
+    fx = await startSandbox({ redirectUrl: REDIRECT });
+    process.env.KITE_API_SECRET = fx.appSecret;
+  });
+
+  /** alice renews with her refresh token; bob has none and needs a login; carol's token is still fresh. */
+  async function seedThree(): Promise<string> {
+    const alice = join(dir, 'alice.json');
+    await writeFile(alice, JSON.stringify(seedConfig(fx.sandbox, 'expired', { user_id: 'XX0000' })), {
+      mode: 0o600,
+    });
+    const others = await seedAccounts({ bob: { user_id: 'YY1111' } });
+    const carol = join(dir, 'carol.json');
+    await writeFile(carol, JSON.stringify(seedConfig(fx.sandbox, 'fresh', { user_id: 'ZZ2222' })), {
+      mode: 0o600,
+    });
+    return [alice, others, carol].join(',');
+  }
+
+  it('serves every account in turn, a line each, and exits 3 when one needs a login', async () => {
+    const config = await seedThree();
+    const before = JSON.parse(await bytesOf('alice')).api_secret;
+
+    const run = await cli('refresh', '--config', config);
+
+    expect(run.stdout).toMatch(/^alice \(XX0000\): refreshed \(expires .+\)$/m);
+    expect(run.stdout).toMatch(/^bob \(YY1111\): login required$/m);
+    expect(run.stdout).toMatch(/^carol \(ZZ2222\): fresh \(expires .+\)$/m);
+    expect(run.code).toBe(EXIT.loginRequired);
+    expect(JSON.parse(await bytesOf('alice')).api_secret).not.toBe(before);
+    expect(fx.sandbox.calls['POST /session/refresh_token']).toBe(1);
+  });
+
+  it('serves only the account --account names', async () => {
+    const config = await seedThree();
+
+    const run = await cli('refresh', '--config', config, '--account', 'XX0000');
+
+    expect(run.stdout.trim()).toMatch(/^alice \(XX0000\): refreshed/);
+    expect(run.code).toBe(EXIT.ok);
   });
 });
