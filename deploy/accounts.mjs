@@ -33,6 +33,21 @@ function duplicates(values) {
   return [...new Set(values.filter((v, i) => values.indexOf(v) !== i))];
 }
 
+/** An account's name, as the functions derive it (lib/accounts/location.ts): the key's last segment without .json. */
+export function accountNameOf(key) {
+  const last = key.split('/').filter(Boolean).pop() ?? '';
+  return last.replace(/\.json$/i, '') || last;
+}
+
+/** Documents that the functions would give the same account name: they would refuse to start. */
+function sameNames(keys) {
+  const names = keys.map(accountNameOf);
+  const clashing = duplicates(names);
+  if (clashing.length === 0) return undefined;
+  const clash = keys.filter((key) => clashing.includes(accountNameOf(key)));
+  return `gives two documents the same account name (an account is named after its key's last segment without .json): ${quoted(clash)}`;
+}
+
 function keyProblem(keys) {
   if (keys.length > MAX_LISTED_ACCOUNTS) {
     return `lists ${keys.length} keys; at most ${MAX_LISTED_ACCOUNTS} (for more, keep them under one prefix and set configPrefix)`;
@@ -45,7 +60,7 @@ function keyProblem(keys) {
   if (rescue.length > 0) return `names a rescue object, not a document: ${quoted(rescue)}`;
   const twice = duplicates(keys);
   if (twice.length > 0) return `names a document twice: ${quoted(twice)}`;
-  return undefined;
+  return sameNames(keys);
 }
 
 function prefixProblem(prefix) {
@@ -61,7 +76,7 @@ function secretNamesProblem(names) {
     return `accepts secret names of letters, digits and / _ + = . @ -; refused: ${quoted(bad)}`;
   const twice = duplicates(names);
   if (twice.length > 0) return `names a secret twice: ${quoted(twice)}`;
-  return undefined;
+  return sameNames(names);
 }
 
 /** Problems with the S3 parameters: at most one of configKeys and configPrefix, each well formed. */

@@ -24,6 +24,8 @@ interface Resource {
   Condition?: string;
   Properties: JsonObject;
   DependsOn?: string | string[];
+  DeletionPolicy?: string;
+  UpdateReplacePolicy?: string;
 }
 interface Template {
   Resources: Record<string, Resource>;
@@ -846,6 +848,10 @@ describe('serverless template (storeKind=secretsmanager)', () => {
       Properties: { Name: 'kite-token-refresh/dev/broker-config', KmsKeyId: KMS_KEY },
     });
     expect(t.Resources.ConfigSecret?.Properties.SecretString).toBeUndefined();
+    expect(t.Resources.ConfigSecret, 'the secret holds live tokens').toMatchObject({
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
     expect(t.Resources.ConfigSecret?.Properties.GenerateSecretString).toBeUndefined();
   });
 
@@ -1023,6 +1029,7 @@ describe('serverless template (storeKind=secretsmanager, configSecretNames)', ()
     for (const id of Object.values(secrets)) {
       expect(t.Resources[id]?.Properties.SecretString, id).toBeUndefined();
       expect(t.Resources[id]?.Properties.GenerateSecretString, id).toBeUndefined();
+      expect(t.Resources[id]?.DeletionPolicy, `${id} holds live tokens`).toBe('Retain');
     }
     expect(t.Resources.ConfigBucket).toBeUndefined();
   });

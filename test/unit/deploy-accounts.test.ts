@@ -59,6 +59,16 @@ describe('readAccounts', () => {
     expect(problemsOf({ configKeys: many })[0]?.[1]).toContain('at most 20');
   });
 
+  it('refuses keys or secret names the functions would give the same account name, which would stop them at start', () => {
+    expect(problemsOf({ configKeys: 'alice/broker-config.json,bob/broker-config.json' })).toEqual([
+      ['configKeys', expect.stringContaining('same account name')],
+    ]);
+    expect(
+      problemsOf({ storeKind: 'secretsmanager', configSecretNames: 'prod/alice,staging/alice' })[0]?.[0],
+    ).toBe('configSecretNames');
+    expect(problemsOf({ configKeys: 'family/alice.json,family/bob.json' })).toEqual([]);
+  });
+
   it.each([['accounts'], ['/accounts/'], ['accounts/*/'], ['acc ounts/']])(
     'refuses the prefix %j, which does not end in one "/" or holds a wildcard',
     (prefix) => {
