@@ -69,10 +69,27 @@ function createTokenCache(now: () => Date, marginMs: number): TokenCache {
   };
 }
 
-/** The document of `account` among the documents `uri` names (one, a list, or an S3 prefix). */
-function accountDocumentUri(uri: string, account: string): string {
+/**
+ * The document to read: `uri` itself when it names one document, or `account`'s among several (a list or an S3
+ * prefix). An account that is not the one document's, or no account where there are several, is refused: the token
+ * read and the account renewed must be the same.
+ */
+function documentUri(uri: string, account: string | undefined): string {
   const location = parseAccountsLocation(uri, 'BROKER_CONFIG_URI');
-  if (location.kind === 'single') return location.document.uri;
+  if (location.kind === 'single') {
+    if (account !== undefined && location.document.name !== account) {
+      throw new ConfigError(
+        `account "${account}" is not the account of ${location.document.uri} ("${location.document.name}")`,
+        { field: 'account' },
+      );
+    }
+    return location.document.uri;
+  }
+  if (account === undefined) {
+    throw new ConfigError('BROKER_CONFIG_URI names several accounts: pass createKiteAuth({ account })', {
+      field: 'account',
+    });
+  }
   if (location.kind === 's3-prefix') {
     if (!/^[^/\\]+$/.test(account) || account.endsWith(RESCUE_SUFFIX)) {
       throw new ConfigError(`account "${account}" is not a document name under ${location.uri}`, {
@@ -105,7 +122,7 @@ function lazyStore(options: KiteAuthOptions): () => Promise<ConfigStore> {
       );
     }
     try {
-      store = openStore(options.account === undefined ? uri : accountDocumentUri(uri, options.account));
+      store = openStore(documentUri(uri, options.account));
     } catch (e: unknown) {
       return Promise.reject(e);
     }

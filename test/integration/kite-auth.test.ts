@@ -245,6 +245,20 @@ describe('createKiteAuth({ account })', () => {
     expect(events).toEqual([]);
   });
 
+  it('refuses an account that is not the one document’s, so the token read and the account renewed agree', async () => {
+    const auth = accountAuth('bob', join(dir, 'alice.json'), []);
+
+    await expect(auth.getAccessToken()).rejects.toThrow(/account "bob" is not the account of .*alice\.json/);
+  });
+
+  it('asks for an account when the location names several, rather than reading one of them', async () => {
+    const auth = accountAuth(undefined, `${join(dir, 'alice.json')},${join(dir, 'bob.json')}`, []);
+
+    await expect(auth.getAccessToken()).rejects.toThrow(
+      /names several accounts: pass createKiteAuth\(\{ account \}\)/,
+    );
+  });
+
   it('reads <prefix><account>.json under an S3 prefix', async () => {
     const s3 = await startS3Emulator({ buckets: ['kite-config'] });
     const saved = { ...process.env };
