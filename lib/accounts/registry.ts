@@ -1,8 +1,7 @@
 // The accounts of one deployment: one refresher per account document, built on first use, with Kite clients (and
 // SDK clients) shared; found by name, by user_id, or by the access token a caller saw fail.
-import { createHash } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { BrokerConfig } from '../engine/broker-config.ts';
+import { type BrokerConfig, tokenDigest } from '../engine/broker-config.ts';
 import type { RefreshOutcome, RefreshRequest } from '../engine/refresh-engine.ts';
 import { type Refresher, type RefresherSettings, refresherOn } from '../engine/refresher.ts';
 import type { KiteClient } from '../kite/client.ts';
@@ -62,7 +61,6 @@ export interface AccountRegistry {
 }
 
 /** A token is looked up by its digest, so no token is kept in the registry's memory. */
-const digestOf = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
 /** Tokens remembered per account: the current one and those it replaced in this container. */
 const REMEMBERED_TOKENS = 4;
 
@@ -163,8 +161,11 @@ class Registry implements AccountRegistry {
   /** Remembers what a document shows: the account's user_id and its current token's digest. */
   #learn(entry: AccountEntry, config: BrokerConfig): void {
     if (config.user_id) entry.userId = config.user_id;
+    // A caller may still hold the token the last renewal replaced: the document keeps its digest.
+    const replaced = (config as { replaced_token_sha256?: unknown }).replaced_token_sha256;
+    if (typeof replaced === 'string' && /^[0-9a-f]{64}$/.test(replaced)) this.#byDigest.set(replaced, entry);
     if (!config.api_secret) return;
-    const digest = digestOf(config.api_secret);
+    const digest = tokenDigest(config.api_secret);
     if (entry.digests.includes(digest)) return;
     entry.digests.push(digest);
     this.#byDigest.set(digest, entry);
@@ -238,7 +239,7 @@ class Registry implements AccountRegistry {
 
   async findByAccessToken(token: string): Promise<Account | undefined> {
     if (!token) return undefined;
-    const digest = digestOf(token);
+    const digest = tokenDigest(token);
     const current = await this.all();
     const remembered = this.#byDigest.get(digest);
     if (remembered && current.includes(remembered)) return remembered;

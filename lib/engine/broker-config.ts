@@ -1,6 +1,7 @@
 // broker-config.json as the trading system defines it. In this format `api_secret` holds the
 // *access token* (the trading system reads it there); the Kite app secret never lives here.
 // Unknown fields are kept, unchanged, on every write.
+import { createHash } from 'node:crypto';
 import * as z from 'zod/mini';
 import { ConfigError } from '../shared/errors.ts';
 
@@ -147,6 +148,11 @@ export function apiRootFrom(baseUrl: string | undefined, source = 'broker config
   }
   if (LOGIN_SITE_HOSTS.has(url.hostname)) return { url: KITE_API_ROOT, substituted: true };
   return { url: url.href.replace(/\/+$/, ''), substituted: false };
+}
+
+/** A token's SHA-256 (hex): how a token is recognised without keeping it, in memory or in the document. */
+export function tokenDigest(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
 /** True when the config can renew without a human: it holds a non-empty refresh token. */

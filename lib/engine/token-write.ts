@@ -3,7 +3,7 @@
 import { backoffDelay, EQUAL_JITTER, sleep } from '../shared/backoff.ts';
 import { AppError, ConflictError, StoreError } from '../shared/errors.ts';
 import type { ConfigStore, KeptTokens, StoredConfig } from '../store/config-store.ts';
-import type { BrokerConfig } from './broker-config.ts';
+import { type BrokerConfig, tokenDigest } from './broker-config.ts';
 import { keepTokens, saveStoreRescue } from './kept-tokens.ts';
 
 export interface WriteRetry {
@@ -34,6 +34,11 @@ export function withTokens(base: BrokerConfig, tokens: KeptTokens): BrokerConfig
     access_token_expires_at: tokens.access_token_expires_at,
     refreshed_at: tokens.issued_at,
     ...(tokens.user_id ? { user_id: tokens.user_id } : {}),
+    // The token just replaced, as a digest: a caller still holding it is recognised as this account's in a
+    // deployment of several accounts, in any container, though the document no longer holds the token itself.
+    ...(base.api_secret && base.api_secret !== tokens.access_token
+      ? { replaced_token_sha256: tokenDigest(base.api_secret) }
+      : {}),
   } as BrokerConfig;
 }
 

@@ -259,6 +259,18 @@ describe('on-demand refresh over several accounts', () => {
     expect(renewals('bob')).toBe(1);
   });
 
+  it('recognises a replaced token in another container, which never saw it, from the digest the document keeps', async () => {
+    const failed = storedInPrefix('bob').api_secret;
+    expect(await onDemand({ failedAccessToken: failed, status: 403 })).toMatchObject({ status: 'refreshed' });
+    resetLambdaContext(); // a cold container: nothing remembered
+
+    const answer = await onDemand({ failedAccessToken: failed, status: 403 });
+
+    expect(answer).toMatchObject({ status: 'already_fresh', accessToken: storedInPrefix('bob').api_secret });
+    expect(renewals('bob')).toBe(1);
+    expect(JSON.stringify(storedInPrefix('bob'))).not.toContain(failed);
+  });
+
   it('answers login_required with a login link that names the account, so the login lands in its document', async () => {
     seedPrefix({
       alice: accountConfig('alice', 'expired', { refresh_token: '' }),
