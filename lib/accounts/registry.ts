@@ -6,6 +6,7 @@ import type { RefreshOutcome, RefreshRequest } from '../engine/refresh-engine.ts
 import { type Refresher, type RefresherSettings, refresherOn } from '../engine/refresher.ts';
 import type { KiteClient } from '../kite/client.ts';
 import { LazyStore } from '../lambda/lazy-store.ts';
+import { StoreError } from '../shared/errors.ts';
 import type { Log, LogFields } from '../shared/log.ts';
 import type { ConfigStore } from '../store/config-store.ts';
 import type { OpenStoreOptions, SharedClients } from '../store/open-store.ts';
@@ -113,7 +114,7 @@ class Registry implements AccountRegistry {
   readonly #byDigest = new Map<string, AccountEntry>();
   #current: AccountEntry[] | undefined;
   #listing: Promise<AccountEntry[]> | undefined;
-  #scan: Promise<void> | undefined;
+  #scan: Promise<number> | undefined;
 
   constructor(settings: AccountRegistrySettings) {
     this.#settings = settings;
@@ -201,20 +202,30 @@ class Registry implements AccountRegistry {
     return this.#sdkClients.s3;
   }
 
-  /** Reads every account's document once (one scan at a time, shared by concurrent callers). */
-  #readAll(): Promise<void> {
+  /**
+   * Reads every account's document once (one scan at a time, shared by concurrent callers). One unreadable document
+   * does not stop the others: returns how many could not be read.
+   */
+  #readAll(): Promise<number> {
     this.#scan ??= (async () => {
       const accounts = (await this.all({ fresh: this.location.kind === 's3-prefix' })) as AccountEntry[];
       const reads = await settleEach(accounts, this.#settings.readConcurrency ?? 8, async (entry) => {
         const { config } = await entry.refresher.store.read();
         this.#learn(entry, config);
       });
-      const failed = reads.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
+      return reads.filter((r) => r.status === 'rejected').length;
     })().finally(() => {
       this.#scan = undefined;
     });
     return this.#scan;
+  }
+
+  /** Nothing matched, and some documents could not be read: the match may be among them, so try again later. */
+  #unreadable(failed: number): never {
+    throw new StoreError(
+      `${failed} account document(s) could not be read, so the account was not found; try again`,
+      { retryable: true },
+    );
   }
 
   #match(key: string): AccountEntry | undefined {
@@ -233,8 +244,10 @@ class Registry implements AccountRegistry {
     const known = this.#match(key);
     if (known) return known;
     // A user_id not seen yet, or (for a prefix) an account added since the last listing.
-    await this.#readAll();
-    return this.#match(key);
+    const failed = await this.#readAll();
+    const found = this.#match(key);
+    if (!found && failed > 0) this.#unreadable(failed);
+    return found;
   }
 
   async findByAccessToken(token: string): Promise<Account | undefined> {
@@ -243,9 +256,11 @@ class Registry implements AccountRegistry {
     const current = await this.all();
     const remembered = this.#byDigest.get(digest);
     if (remembered && current.includes(remembered)) return remembered;
-    await this.#readAll();
+    const failed = await this.#readAll();
     const found = this.#byDigest.get(digest);
-    return found && this.#current?.includes(found) ? found : undefined;
+    if (found && this.#current?.includes(found)) return found;
+    if (failed > 0) this.#unreadable(failed);
+    return undefined;
   }
 }
 

@@ -259,6 +259,18 @@ describe('on-demand refresh over several accounts', () => {
     expect(renewals('bob')).toBe(1);
   });
 
+  it('still finds the other accounts when one document cannot be read, and names no other document', async () => {
+    cloud.s3.putObjectRaw(BUCKET, 'accounts/carol.json', '{"type": "kite", "api_key"');
+    const failed = storedInPrefix('bob').api_secret;
+
+    const found = await onDemand({ failedAccessToken: failed, status: 403 });
+    const unknown = await onDemand({ failedAccessToken: 'nobody-holds-this-token-0000', status: 403 });
+
+    expect(found).toMatchObject({ status: 'refreshed', accessToken: storedInPrefix('bob').api_secret });
+    expect(unknown).toMatchObject({ status: 'error', error: { type: 'StoreUnavailable', retryable: true } });
+    expect(JSON.stringify(unknown)).not.toContain('carol');
+  });
+
   it('recognises a replaced token in another container, which never saw it, from the digest the document keeps', async () => {
     const failed = storedInPrefix('bob').api_secret;
     expect(await onDemand({ failedAccessToken: failed, status: 403 })).toMatchObject({ status: 'refreshed' });
