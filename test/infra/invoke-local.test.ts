@@ -101,6 +101,22 @@ describe('osls invoke local --stage local', () => {
   );
 
   it(
+    'runs the scheduled function with events/scheduled-tick.json: the expired token is renewed at the tick',
+    async () => {
+      sm.reset();
+      sm.createSecret(APP_SECRET, JSON.stringify({ api_secret: fx.appSecret }));
+      s3.putObjectRaw(BUCKET, KEY, `${JSON.stringify(seedConfig(fx.sandbox, 'expired'), null, 2)}\n`);
+
+      const result = await invokeLocal('scheduledRefresh', 'scheduled-tick.json');
+
+      expect(result).toMatchObject({ status: 'refreshed' });
+      const stored = JSON.parse(inBucket() ?? '{}') as { api_secret?: string };
+      expect(fx.sandbox.isAccessTokenValid(String(stored.api_secret))).toBe(true);
+    },
+    INVOKE_TIMEOUT,
+  );
+
+  it(
     'runs the on-demand function with events/on-demand-account.json, which names the account',
     async () => {
       sm.reset();
