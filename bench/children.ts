@@ -1,7 +1,7 @@
 // Fresh Node processes that import a built handler (or nothing) and optionally invoke it: cold import times,
 // what a real run loads, and peak memory. The runner is plain JavaScript passed with -e, so the child pays no
 // TypeScript stripping and its own cost is the same for every target, including the "nothing" baseline.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -80,29 +80,95 @@ export interface RunResult {
   cpuMs: number;
 }
 
+function childArgs(spec: RunSpec, env: NodeJS.ProcessEnv, nodeArgs: string[]) {
+  const childSpec = { ...spec, ...(spec.file ? { file: pathToFileURL(spec.file).href } : {}) };
+  return {
+    args: [...nodeArgs, '--input-type=module', '-e', RUNNER],
+    env: { ...env, KTR_BENCH_SPEC: JSON.stringify(childSpec) },
+  };
+}
+
+/** The runner's result line from a finished child, or an error with the end of its stderr. */
+function resultOf(
+  spec: RunSpec,
+  wallMs: number,
+  out: {
+    status: number | null;
+    signal: string | null;
+    error?: Error | undefined;
+    stdout: string;
+    stderr: string;
+  },
+): RunResult {
+  const line = out.stdout
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith(MARK));
+  if (out.status !== 0 || !line) {
+    throw new Error(
+      `child run of ${spec.file ?? '(nothing)'} failed (${out.error?.message ?? out.signal ?? `exit ${out.status}`})\n` +
+        out.stderr.slice(-4000),
+    );
+  }
+  return { wallMs, ...(JSON.parse(line.slice(MARK.length)) as Omit<RunResult, 'wallMs'>) };
+}
+
 /** Runs the runner in a fresh Node 24 process (NODE), with `nodeArgs` before the script. */
 export function runChild(spec: RunSpec, env: NodeJS.ProcessEnv, nodeArgs: string[] = []): RunResult {
-  const childSpec = { ...spec, ...(spec.file ? { file: pathToFileURL(spec.file).href } : {}) };
+  const child = childArgs(spec, env, nodeArgs);
   const started = process.hrtime.bigint();
-  const out = spawnSync(NODE, [...nodeArgs, '--input-type=module', '-e', RUNNER], {
-    env: { ...env, KTR_BENCH_SPEC: JSON.stringify(childSpec) },
+  const out = spawnSync(NODE, child.args, {
+    env: child.env,
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 120_000,
     maxBuffer: 64 * 1024 * 1024,
   });
   const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
-  const line = out.stdout
-    ?.split('\n')
-    .reverse()
-    .find((l) => l.startsWith(MARK));
-  if (out.status !== 0 || !line) {
-    throw new Error(
-      `child run of ${spec.file ?? '(nothing)'} failed (${out.error?.message ?? out.signal ?? `exit ${out.status}`})\n` +
-        `${out.stderr ?? ''}`.slice(-4000),
-    );
-  }
-  return { wallMs, ...(JSON.parse(line.slice(MARK.length)) as Omit<RunResult, 'wallMs'>) };
+  return resultOf(spec, wallMs, {
+    status: out.status,
+    signal: out.signal,
+    error: out.error,
+    stdout: out.stdout ?? '',
+    stderr: out.stderr ?? '',
+  });
+}
+
+/**
+ * runChild without blocking this process: for a child that talks to servers running in this process (section 8's
+ * S3 emulator and Kite sandboxes), which a synchronous spawn would keep from ever answering.
+ */
+export function runChildAsync(
+  spec: RunSpec,
+  env: NodeJS.ProcessEnv,
+  nodeArgs: string[] = [],
+): Promise<RunResult> {
+  const child = childArgs(spec, env, nodeArgs);
+  const started = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const proc = spawn(NODE, child.args, {
+      env: child.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 120_000,
+    });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    proc.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    proc.on('error', reject);
+    proc.on('close', (status, signal) => {
+      const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+      try {
+        resolve(resultOf(spec, wallMs, { status, signal, stdout, stderr }));
+      } catch (e: unknown) {
+        reject(e);
+      }
+    });
+  });
 }
 
 /** Wall time of a bare `node -e ''`. */

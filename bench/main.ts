@@ -37,7 +37,7 @@ async function measure(bench: Bench): Promise<Record<string, unknown>> {
   const warmTick = await warmTickSection(bench, handlers);
   const refresh = await refreshSection(bench, handlers);
   const storms = await stormSections(bench, handlers);
-  const accounts = await accountsSection();
+  const accounts = await accountsSection(bench);
   return {
     bundle,
     coldStart,

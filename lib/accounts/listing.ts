@@ -1,8 +1,8 @@
 // The accounts an AccountsLocation names: the listed documents as they are, or for an S3 prefix every *.json object
-// directly under it (ListObjectsV2, page by page). The S3 client loads only for a prefix, on the first listing.
-import type { ListObjectsV2CommandOutput, S3Client } from '@aws-sdk/client-s3';
+// directly under it (ListObjectsV2, page by page, in the S3 store module). The S3 client and that module load only
+// for a prefix, on the first listing.
+import type { S3Client } from '@aws-sdk/client-s3';
 import { ConfigError } from '../shared/errors.ts';
-import { awsStoreError } from '../store/aws-errors.ts';
 import {
   type AccountDocument,
   type AccountsLocation,
@@ -41,41 +41,18 @@ async function defaultS3Client(): Promise<S3Client> {
 
 type PrefixLocation = Extract<AccountsLocation, { kind: 's3-prefix' }>;
 
-async function listPage(
-  client: S3Client,
-  location: PrefixLocation,
-  options: ListAccountsOptions,
-  token: string | undefined,
-): Promise<ListObjectsV2CommandOutput> {
-  const { ListObjectsV2Command } = await import('@aws-sdk/client-s3');
-  try {
-    return await client.send(
-      new ListObjectsV2Command({
-        Bucket: location.bucket,
-        Prefix: location.prefix,
-        Delimiter: '/',
-        ...(token ? { ContinuationToken: token } : {}),
-        ...(options.pageSize ? { MaxKeys: options.pageSize } : {}),
-        ...(options.expectedBucketOwner ? { ExpectedBucketOwner: options.expectedBucketOwner } : {}),
-      }),
-    );
-  } catch (e: unknown) {
-    throw awsStoreError('ListObjectsV2', location.uri, e);
-  }
-}
-
 async function listPrefix(location: PrefixLocation, options: ListAccountsOptions): Promise<string[]> {
   const client = await (options.s3Client ?? defaultS3Client)();
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await listPage(client, location, options, token);
-    for (const item of page.Contents ?? []) {
-      if (item.Key && isAccountKey(location.prefix, item.Key)) keys.push(item.Key);
-    }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return keys.sort();
+  // The S3 commands come from the store module, which names them one by one (see listObjectKeys).
+  const { listObjectKeys } = await import('../store/s3-store.ts');
+  const keys = await listObjectKeys(client, {
+    bucket: location.bucket,
+    prefix: location.prefix,
+    location: location.uri,
+    pageSize: options.pageSize,
+    expectedBucketOwner: options.expectedBucketOwner,
+  });
+  return keys.filter((key) => isAccountKey(location.prefix, key)).sort();
 }
 
 /**

@@ -3,6 +3,8 @@
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
   PutObjectCommand,
   type PutObjectCommandInput,
   S3Client,
@@ -54,6 +56,56 @@ export function createS3Client(config: S3ClientConfig = {}): S3Client {
     requestHandler: { connectionTimeout: 5_000, requestTimeout: 15_000 },
     ...config,
   });
+}
+
+/** What listObjectKeys lists: the keys directly under a prefix ("/" delimits), page by page. */
+export interface ListKeysRequest {
+  bucket: string;
+  prefix: string;
+  /** The location errors name (an s3:// URI). */
+  location: string;
+  /** Keys asked for per page; S3's own default (1000) when absent. */
+  pageSize?: number | undefined;
+  /** The account id that must own the bucket (ExpectedBucketOwner). */
+  expectedBucketOwner?: string | undefined;
+}
+
+async function listPage(
+  client: S3Client,
+  request: ListKeysRequest,
+  token: string | undefined,
+): Promise<ListObjectsV2CommandOutput> {
+  try {
+    return await client.send(
+      new ListObjectsV2Command({
+        Bucket: request.bucket,
+        Prefix: request.prefix,
+        Delimiter: '/',
+        ...(token ? { ContinuationToken: token } : {}),
+        ...(request.pageSize ? { MaxKeys: request.pageSize } : {}),
+        ...(request.expectedBucketOwner ? { ExpectedBucketOwner: request.expectedBucketOwner } : {}),
+      }),
+    );
+  } catch (e: unknown) {
+    throw awsStoreError('ListObjectsV2', request.location, e);
+  }
+}
+
+/**
+ * Every key directly under a prefix (ListObjectsV2 with Delimiter "/", following continuation tokens), in S3's
+ * order. It lives here, beside the store's own commands, so the S3 client module is imported by name in one place:
+ * importing the whole module elsewhere would put every S3 command, the aggregated client, its waiters and
+ * paginators into the chunk every S3 store loads on a cold start.
+ */
+export async function listObjectKeys(client: S3Client, request: ListKeysRequest): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await listPage(client, request, token);
+    for (const item of page.Contents ?? []) if (item.Key) keys.push(item.Key);
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return keys;
 }
 
 export class S3Store implements ConfigStore {
