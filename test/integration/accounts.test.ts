@@ -3,7 +3,6 @@
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Context } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 
 vi.hoisted(() => {
@@ -18,6 +17,7 @@ import { loginStateKey, verifyLoginState } from '../../lib/login/state.ts';
 import type { OnDemandResponse } from '../../lib/shared/on-demand-response.ts';
 import { type SnsEmulator, startSnsEmulator } from '../../testing/sns-server.ts';
 import { leakedTokens, type SandboxFixture, seedConfig, startSandbox } from '../support/fixtures.ts';
+import { lambdaContextFor } from '../support/lambda-context.ts';
 import { BUCKET, type CloudStores, endpointEnv, startCloud } from '../support/stores.ts';
 
 const APP_SECRET = 'accounts-test-app-secret';
@@ -33,22 +33,7 @@ let kite: Record<Name, SandboxFixture>;
 let output = '';
 const saved = { ...process.env };
 
-function context(name: string): Context {
-  return {
-    functionName: name,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:ap-south-1:000000000000:function:${name}`,
-    memoryLimitInMB: '256',
-    awsRequestId: `req-${Math.random()}`,
-    logGroupName: `/aws/lambda/${name}`,
-    logStreamName: 'test',
-    callbackWaitsForEmptyEventLoop: true,
-    getRemainingTimeInMillis: () => 60_000,
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
-  };
-}
+const context = (name: string) => lambdaContextFor(name);
 
 const scheduled = () =>
   scheduledHandler({ source: 'aws.events', 'detail-type': 'Scheduled Event' }, context('scheduled'));

@@ -1,5 +1,4 @@
 import { LambdaClient } from '@aws-sdk/client-lambda';
-import type { Context } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 
 // Logs are captured here (for the leak sweep), so the logger must be on before lib/lambda/context.ts builds it.
@@ -18,6 +17,7 @@ import { KiteApiError } from '../../lib/shared/errors.ts';
 import { type LambdaEmulator, startLambdaEmulator } from '../../testing/lambda-server.ts';
 import { type SnsEmulator, startSnsEmulator } from '../../testing/sns-server.ts';
 import { leakedTokens, type SandboxFixture, seedConfig, startSandbox } from '../support/fixtures.ts';
+import { lambdaContextFor } from '../support/lambda-context.ts';
 import {
   BUCKET,
   type CloudStores,
@@ -40,22 +40,7 @@ let topicArn: string;
 let output = '';
 const saved = { ...process.env };
 
-function context(name: string): Context {
-  return {
-    functionName: name,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:ap-south-1:000000000000:function:${name}`,
-    memoryLimitInMB: '256',
-    awsRequestId: `req-${Math.random()}`,
-    logGroupName: `/aws/lambda/${name}`,
-    logStreamName: 'test',
-    callbackWaitsForEmptyEventLoop: true,
-    getRemainingTimeInMillis: () => 60_000,
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
-  };
-}
+const context = (name: string) => lambdaContextFor(name);
 
 const scheduled = () =>
   scheduledHandler({ source: 'aws.events', 'detail-type': 'Scheduled Event' }, context('scheduled'));
