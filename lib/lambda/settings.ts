@@ -3,6 +3,7 @@
 import * as z from 'zod/mini';
 import { parseAccountsLocation } from '../accounts/location.ts';
 import { DEFAULT_REFRESH_WINDOW_MS } from '../engine/expiry.ts';
+import { parseTradingCalendar, type TradingCalendar } from '../engine/trading-calendar.ts';
 import { DEFAULT_FIRST_REMINDER_IST, DEFAULT_FOLLOW_UP_IST } from '../login/reminders.ts';
 import { ConfigError } from '../shared/errors.ts';
 
@@ -42,6 +43,8 @@ export interface LambdaSettings {
   /** REMINDER_FIRST_IST and REMINDER_FOLLOW_UP_IST, "HH:mm" IST. */
   reminderFirstIst: string;
   reminderFollowUpIst: string;
+  /** TRADING_HOLIDAYS and SPECIAL_SESSIONS, comma-separated IST dates: which days the exchange trades. Default: weekdays. */
+  calendar: TradingCalendar;
   /** POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE. */
   serviceName: string;
   metricsNamespace: string;
@@ -70,6 +73,9 @@ function buildSchema() {
     REFRESH_WINDOW_MINUTES: z._default(z.string().check(z.regex(/^\d+$/)), DEFAULTS.REFRESH_WINDOW_MINUTES),
     REMINDER_FIRST_IST: z._default(hhmm(), DEFAULTS.REMINDER_FIRST_IST),
     REMINDER_FOLLOW_UP_IST: z._default(hhmm(), DEFAULTS.REMINDER_FOLLOW_UP_IST),
+    // Checked date by date below, so the message can name the entry that is wrong.
+    TRADING_HOLIDAYS: optionalText(),
+    SPECIAL_SESSIONS: optionalText(),
     POWERTOOLS_SERVICE_NAME: z._default(z.string(), DEFAULTS.POWERTOOLS_SERVICE_NAME),
     POWERTOOLS_METRICS_NAMESPACE: z._default(z.string(), DEFAULTS.POWERTOOLS_METRICS_NAMESPACE),
   });
@@ -98,6 +104,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): LambdaSettin
   if (s.REMINDER_FOLLOW_UP_IST <= s.REMINDER_FIRST_IST) {
     throw fail('REMINDER_FOLLOW_UP_IST', 'must be later than REMINDER_FIRST_IST');
   }
+  const calendar = parseTradingCalendar(s.TRADING_HOLIDAYS, s.SPECIAL_SESSIONS);
   return {
     configUri: s.BROKER_CONFIG_URI,
     accountConcurrency: Number(s.ACCOUNT_CONCURRENCY),
@@ -110,6 +117,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): LambdaSettin
     windowMs: Number(s.REFRESH_WINDOW_MINUTES) * 60_000,
     reminderFirstIst: s.REMINDER_FIRST_IST,
     reminderFollowUpIst: s.REMINDER_FOLLOW_UP_IST,
+    calendar,
     serviceName: s.POWERTOOLS_SERVICE_NAME,
     metricsNamespace: s.POWERTOOLS_METRICS_NAMESPACE,
   };

@@ -46,6 +46,8 @@ const ALERT_EMAIL = 'ops@example.com';
 const KMS_KEY = 'arn:aws:kms:ap-south-1:123456789012:key/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b';
 const TRADER_A = 'arn:aws:iam::123456789012:role/trader-a';
 const TRADER_B = 'arn:aws:iam::123456789012:role/trader-b';
+const TRADING_HOLIDAYS = '2026-01-26,2026-03-03';
+const SPECIAL_SESSIONS = '2026-11-08';
 
 // ---- evaluating the template as CloudFormation would --------------------------------------------------------
 
@@ -760,8 +762,23 @@ describe('serverless template (storeKind=s3, kmsKeyArn, onDemandInvokers)', () =
       kmsKeyArn: KMS_KEY,
       onDemandInvokers: `${TRADER_A},${TRADER_B}`,
       loginCallbackConcurrency: '2',
+      tradingHolidays: TRADING_HOLIDAYS,
+      specialSessions: SPECIAL_SESSIONS,
     });
   }, PACKAGE_TIMEOUT);
+
+  it('passes the tradingHolidays and specialSessions parameters to every function, empty by default', () => {
+    for (const { logicalId } of Object.values(FUNCTIONS)) {
+      expect(envOf(s3KmsTemplate().t, logicalId), logicalId).toMatchObject({
+        TRADING_HOLIDAYS,
+        SPECIAL_SESSIONS,
+      });
+      expect(envOf(s3DefaultTemplate().t, logicalId), logicalId).toMatchObject({
+        TRADING_HOLIDAYS: '',
+        SPECIAL_SESSIONS: '',
+      });
+    }
+  });
 
   it('reserves the given concurrency for the public login callback, and none by default', () => {
     const login = (t: Template) => t.Resources[FUNCTIONS.loginCallback.logicalId]?.Properties;

@@ -147,6 +147,15 @@ describe('scheduled-refresh handler', () => {
     );
   });
 
+  it('stops at cold start when the trading holidays list an impossible date', async () => {
+    process.env.TRADING_HOLIDAYS = '2026-01-26,2026-02-30';
+    resetLambdaContext();
+    await expect(scheduled()).rejects.toMatchObject({
+      name: 'ConfigError',
+      message: 'TRADING_HOLIDAYS lists "2026-02-30", which is not a date of the form YYYY-MM-DD',
+    });
+  });
+
   it('stops at cold start with a message naming a missing setting', async () => {
     delete process.env.BROKER_CONFIG_URI;
     resetLambdaContext();

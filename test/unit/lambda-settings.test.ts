@@ -35,6 +35,7 @@ describe('readSettings', () => {
       windowMs: 120 * 60_000,
       reminderFirstIst: '08:00',
       reminderFollowUpIst: '09:00',
+      calendar: { holidays: new Set(), specialSessions: new Set() },
       serviceName: 'kite-token-refresh',
       metricsNamespace: 'KiteTokenRefresh',
     });
@@ -69,6 +70,27 @@ describe('readSettings', () => {
     );
     expect(settingError({ ...BASE, LOGIN_STATE_SCOPE: 'two words' }).field).toBe('LOGIN_STATE_SCOPE');
     expect(settingError({ ...BASE, LOGIN_ALLOW_FIRST_PIN: 'yes' }).field).toBe('LOGIN_ALLOW_FIRST_PIN');
+  });
+
+  it('reads the trading calendar from TRADING_HOLIDAYS and SPECIAL_SESSIONS', () => {
+    const { calendar } = readSettings({
+      ...BASE,
+      TRADING_HOLIDAYS: '2026-01-26,2026-03-03',
+      SPECIAL_SESSIONS: '2026-11-08',
+    });
+    expect([...calendar.holidays]).toEqual(['2026-01-26', '2026-03-03']);
+    expect([...calendar.specialSessions]).toEqual(['2026-11-08']);
+  });
+
+  it('stops at a malformed or impossible date, or one in both lists, naming the setting', () => {
+    expect(settingError({ ...BASE, TRADING_HOLIDAYS: '2026-01-26;2026-03-03' })).toMatchObject({
+      field: 'TRADING_HOLIDAYS',
+      message: 'TRADING_HOLIDAYS lists "2026-01-26;2026-03-03", which is not a date of the form YYYY-MM-DD',
+    });
+    expect(settingError({ ...BASE, SPECIAL_SESSIONS: '2026-02-30' }).field).toBe('SPECIAL_SESSIONS');
+    expect(
+      settingError({ ...BASE, TRADING_HOLIDAYS: '2026-11-08', SPECIAL_SESSIONS: '2026-11-08' }).message,
+    ).toMatch(/TRADING_HOLIDAYS and SPECIAL_SESSIONS/);
   });
 
   it('prefers the app secret itself over a secret naming it', () => {
