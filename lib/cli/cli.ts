@@ -1,4 +1,4 @@
-// The kite-token command: refresh, status, the daily login (login-url, exchange) and the local demo, as a function
+// The kite-token command: refresh, status, verify, the daily login (login-url, exchange) and the local demo, as a function
 // the bin script and tests call. Exit 0 on success; otherwise non-zero with a one-line reason on stderr.
 import { parseArgs } from 'node:util';
 import { InputError } from '../shared/errors.ts';
@@ -20,6 +20,10 @@ Commands:
   status  [--config LOCATION] [--account NAME]
                                           Token age, expiry, mode and whether a refresh is due; with several
                                           accounts, one row per account
+  verify  [--config LOCATION] [--account NAME]
+                                          Ask Kite whether the stored token works: exit 0 and the user id when it
+                                          does, 3 when Kite rejects it (log in or renew), 1 when Kite cannot be
+                                          reached; with several accounts, a line each
   login-url [--config LOCATION] [--account NAME] [--stage STAGE]
                                           Print a Kite login link (works once, for 10 minutes) for the daily login
   exchange --request-token TOKEN [--state STATE] [--config LOCATION] [--account NAME] [--stage STAGE]
@@ -82,8 +86,11 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
   if (values.stage !== undefined && command !== 'exchange' && command !== 'login-url') {
     throw new InputError('--stage belongs to the login-url and exchange commands');
   }
-  if (values.account !== undefined && !['refresh', 'status', 'login-url', 'exchange'].includes(command)) {
-    throw new InputError('--account belongs to the refresh, status, login-url and exchange commands');
+  if (
+    values.account !== undefined &&
+    !['refresh', 'status', 'verify', 'login-url', 'exchange'].includes(command)
+  ) {
+    throw new InputError('--account belongs to the refresh, status, verify, login-url and exchange commands');
   }
   const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!run) throw new InputError(`unknown command "${command}" (try --help)`);

@@ -5,6 +5,7 @@ import type { Account } from '../accounts/registry.ts';
 import { formatIst } from '../engine/expiry.ts';
 import { createRefresher } from '../engine/refresher.ts';
 import { formatStatus, tokenStatus } from '../engine/status.ts';
+import { type TokenVerdict, verifyStoredToken } from '../engine/verify.ts';
 import { loadAppSecret } from '../lambda/app-secret.ts';
 import { exchangeRequestToken } from '../login/exchange.ts';
 import { buildLoginLink, loginRootFor } from '../login/link.ts';
@@ -135,6 +136,56 @@ const status: Command = async (options, io) => {
   return rows.some((row) => 'error' in row) ? EXIT.failed : EXIT.ok;
 };
 
+const RENEW_OR_LOG_IN =
+  'log in (kite-token login-url), or renew (kite-token refresh --force) if a refresh token is set';
+
+/** A verdict as one line, and the exit code it gives: 0 valid, 3 dead (log in or renew), 1 Kite not reachable. */
+function verdictLine(v: TokenVerdict): { line: string; code: number } {
+  if (v.verdict === 'valid') return { line: `valid (Kite accepts the token of ${v.userId})`, code: EXIT.ok };
+  if (v.verdict === 'dead')
+    return { line: `dead: ${v.reason}; ${RENEW_OR_LOG_IN}`, code: EXIT.loginRequired };
+  return {
+    line: `unknown: Kite could not be asked, which says nothing about the token (${v.error})`,
+    code: EXIT.failed,
+  };
+}
+
+async function verifyAccount(account: Account, io: CliIo): Promise<number> {
+  try {
+    const { line, code } = verdictLine(await verifyStoredToken(account.refresher));
+    io.stdout(`${account.name} (${account.label}): ${line}\n`);
+    return code;
+  } catch (e: unknown) {
+    const { line } = describeFailure(e);
+    io.stdout(`${account.name} (${account.label}): failed: ${line}\n`);
+    return EXIT.failed;
+  }
+}
+
+/**
+ * Asks Kite (GET /user/profile) about the stored token. One account: the user id alone on stdout when Kite accepts
+ * it, else a line on stderr. Several: a line each, and the worst exit code (1 before 3). Writes nothing.
+ */
+const verify: Command = async (options, io) => {
+  const appSecret = await loadAppSecret();
+  const accounts = openAccounts(options.config, appSecret, consoleLog(io));
+  if (accounts.single || options.account !== undefined) {
+    const { account } = await pickAccount(accounts, options.account);
+    const verdict = await verifyStoredToken(account.refresher);
+    if (verdict.verdict === 'valid') {
+      io.stdout(`${verdict.userId}\n`);
+      return EXIT.ok;
+    }
+    const { line, code } = verdictLine(verdict);
+    io.stderr(`${line}\n`);
+    return code;
+  }
+  const codes: number[] = [];
+  for (const account of await accounts.all()) codes.push(await verifyAccount(account, io));
+  if (codes.includes(EXIT.failed)) return EXIT.failed;
+  return codes.includes(EXIT.loginRequired) ? EXIT.loginRequired : EXIT.ok;
+};
+
 const loginUrl: Command = async (options, io) => {
   const scope = stateScope(options);
   const appSecret = await loadAppSecret();
@@ -200,6 +251,7 @@ const demo: Command = async (_options, io) => {
 export const COMMANDS: Readonly<Record<string, Command>> = {
   refresh,
   status,
+  verify,
   'login-url': loginUrl,
   exchange,
   demo,

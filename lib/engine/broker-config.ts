@@ -165,6 +165,19 @@ export function refreshTokenRotates(config: BrokerConfig): boolean {
   return (config as Record<string, unknown>).refresh_token_rotates === true;
 }
 
+/**
+ * Where the stored access token came from: `login` (the daily login, at the callback or `kite-token exchange`) or
+ * `renewal` (a refresh token). Kite describes refresh tokens as "for getting long standing read permissions", so a
+ * renewed token may only read; placing orders rests on the daily login.
+ */
+export type TokenSource = 'login' | 'renewal';
+
+/** The document's token_source, if it holds one this project wrote; anything else reads as unknown. */
+export function tokenSourceOf(config: BrokerConfig): TokenSource | undefined {
+  const source = (config as Record<string, unknown>).token_source;
+  return source === 'login' || source === 'renewal' ? source : undefined;
+}
+
 /** When a renewal got no answer although Kite may have acted on it (ISO-8601), if the document says so. */
 export function unansweredRenewalAt(config: BrokerConfig): string | undefined {
   const at = (config as Record<string, unknown>).unanswered_renewal_at;

@@ -13,7 +13,7 @@ import {
   writePrivateFileSync,
 } from '../shared/private-file.ts';
 import { type ConfigStore, isKeptTokens, type KeptTokens } from '../store/config-store.ts';
-import type { BrokerConfig, RefreshLease } from './broker-config.ts';
+import type { BrokerConfig, RefreshLease, TokenSource } from './broker-config.ts';
 import { nextExpiry, parseKiteLoginTime, storedIssuedAt, toIsoIst } from './expiry.ts';
 
 /** Clocks differ a little between machines; an issue time further ahead than this is not believed. */
@@ -49,6 +49,7 @@ function plausibleLoginTime(loginTime: string | undefined, issuedAt: Date): Date
 export function tokensFromSession(
   session: { userId: string; accessToken: string; refreshToken: string; loginTime?: string | undefined },
   issuedAt: Date,
+  source: TokenSource,
 ): KeptTokens {
   return {
     access_token: session.accessToken,
@@ -59,7 +60,17 @@ export function tokensFromSession(
     ),
     // To the millisecond: two renewals within one second must still tell which is newer.
     issued_at: toIsoIst(issuedAt, { ms: true }),
+    token_source: source,
   };
+}
+
+/**
+ * Where kept tokens came from. Copies kept before the source was recorded lack it: a refresh token among them means
+ * a renewal (or a login on an approved platform, which gets one too), none means a login.
+ */
+export function keptTokenSource(kept: KeptTokens): TokenSource {
+  if (kept.token_source === 'login' || kept.token_source === 'renewal') return kept.token_source;
+  return kept.refresh_token ? 'renewal' : 'login';
 }
 
 const text = (value: unknown): string => (typeof value === 'string' ? value : '');
@@ -88,6 +99,7 @@ export function tokensFromAnswer(body: string, issuedAt: Date, userId: string): 
       loginTime: text(d.login_time) || undefined,
     },
     issuedAt,
+    'renewal',
   );
 }
 

@@ -11,6 +11,7 @@ import {
   clearKeptTokens,
   clearLocalRescue,
   keptByLiveRenewal,
+  keptTokenSource,
   keptTokensProblem,
   loadLocalRescue,
 } from './kept-tokens.ts';
@@ -209,7 +210,7 @@ export async function storeKept(
   doc: StoredConfig,
   tokens: KeptTokens,
 ): Promise<RefreshOutcome | undefined> {
-  const updated = withTokens(doc.config, tokens);
+  const updated = withTokens(doc.config, tokens, keptTokenSource(tokens));
   try {
     await run.deps.store.write(updated, doc.version);
   } catch (e: unknown) {

@@ -133,7 +133,7 @@ async function renewKeepingAnswer(run: RefreshRun, doc: Reading): Promise<KeptTo
   if (kept?.access_token === session.accessToken) return kept;
   // An answer the quick reading could not take, or a renewer without the hook: keep it now.
   const tokens = {
-    ...tokensFromSession({ ...session, userId: session.userId || userId }, run.now()),
+    ...tokensFromSession({ ...session, userId: session.userId || userId }, run.now(), 'renewal'),
     ...keptBy,
   };
   keepLocally(run.localPath, tokens);
@@ -253,7 +253,7 @@ async function writeRenewal(
       store: deps.store,
       start,
       tokens,
-      apply: (base) => ({ ...withTokens(base, tokens), ...rotation }),
+      apply: (base) => ({ ...withTokens(base, tokens, 'renewal'), ...rotation }),
       superseded: (latest) =>
         latest.refresh_lease?.owner !== owner && storedIssuedAt(latest) > Date.parse(tokens.issued_at),
       retry: deps.writeRetry,

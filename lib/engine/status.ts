@@ -1,5 +1,5 @@
 // What `kite-token status` reports: the token's age, expiry and mode, never the token itself.
-import { type BrokerConfig, hasRefreshToken } from './broker-config.ts';
+import { type BrokerConfig, hasRefreshToken, type TokenSource, tokenSourceOf } from './broker-config.ts';
 import { DEFAULT_REFRESH_WINDOW_MS, expiryOf, formatIst, refreshDue, storedIssuedAt } from './expiry.ts';
 
 export type LoginMode = 'auto-renew' | 'daily-login';
@@ -10,6 +10,8 @@ export interface TokenStatus {
   /** auto-renew: a refresh token is configured; daily-login: a human logs in once a day. */
   mode: LoginMode;
   hasAccessToken: boolean;
+  /** Where the stored token came from; undefined when it predates the record (or there is none). */
+  tokenSource: TokenSource | undefined;
   refreshedAt: string | undefined;
   ageMinutes: number | undefined;
   expiresAt: string | undefined;
@@ -40,6 +42,7 @@ export function tokenStatus(
     userId: config.user_id,
     mode: loginMode(config),
     hasAccessToken: config.api_secret.length > 0,
+    tokenSource: tokenSourceOf(config),
     refreshedAt: refreshedAt ? formatIst(refreshedAt) : undefined,
     ageMinutes: refreshedAt ? Math.floor((now.getTime() - refreshedAt.getTime()) / 60_000) : undefined,
     expiresAt: expiresAt ? formatIst(expiresAt) : undefined,
@@ -55,12 +58,24 @@ const modeText: Record<LoginMode, string> = {
   'daily-login': 'daily login (no refresh token: log in once a day with `kite-token login-url`)',
 };
 
+// Kite describes a refresh token as "for getting long standing read permissions": a renewed token may only read.
+const sourceText: Record<TokenSource, string> = {
+  login: 'daily login',
+  renewal: "renewal (read-only by Kite's description; placing orders needs the daily login)",
+};
+
+function tokenFrom(s: TokenStatus): string {
+  if (!s.hasAccessToken) return 'no token';
+  return s.tokenSource ? sourceText[s.tokenSource] : 'unknown (stored before the source was recorded)';
+}
+
 export function formatStatus(s: TokenStatus): string[] {
   const lines = [
     `Config:        ${s.location}`,
     `User:          ${s.userId ?? '(unknown until the first refresh or login)'}`,
     `Mode:          ${modeText[s.mode]}`,
     `Access token:  ${s.hasAccessToken ? 'present' : 'missing'}`,
+    `Token from:    ${tokenFrom(s)}`,
     `Refreshed at:  ${s.refreshedAt ? `${s.refreshedAt} (${s.ageMinutes} min ago)` : 'unknown'}`,
     `Expires at:    ${s.expiresAt ? `${s.expiresAt} (${s.minutesToExpiry !== undefined && s.minutesToExpiry < 0 ? 'expired' : `in ${s.minutesToExpiry} min`})` : 'unknown'}`,
     `Refresh due:   ${s.refreshDue ? `yes (${s.dueReason?.replace('_', ' ')})` : 'no'}`,

@@ -3,7 +3,7 @@
 import { backoffDelay, EQUAL_JITTER, sleep } from '../shared/backoff.ts';
 import { AppError, ConflictError, StoreError } from '../shared/errors.ts';
 import type { ConfigStore, KeptTokens, StoredConfig } from '../store/config-store.ts';
-import { type BrokerConfig, tokenDigest } from './broker-config.ts';
+import { type BrokerConfig, type TokenSource, tokenDigest } from './broker-config.ts';
 import { keepTokens, saveStoreRescue } from './kept-tokens.ts';
 
 export interface WriteRetry {
@@ -16,8 +16,11 @@ const DEFAULTS = { attempts: 6, baseDelayMs: 200, budgetMs: 15_000 };
 /** Equal jitter keeps a floor under each pause: a store that just failed gets at least half the backoff to recover. */
 const WRITE_BACKOFF = { maxMs: 2_000, jitter: EQUAL_JITTER };
 
-/** `base` with the tokens in place and no refresh lease (whoever held it is done, or superseded). */
-export function withTokens(base: BrokerConfig, tokens: KeptTokens): BrokerConfig {
+/**
+ * `base` with the tokens in place, where they came from (`source`), and no refresh lease (whoever held it is done,
+ * or superseded).
+ */
+export function withTokens(base: BrokerConfig, tokens: KeptTokens, source: TokenSource): BrokerConfig {
   // A stored token answers any renewal whose answer was lost: that note goes with the lease.
   const {
     refresh_lease: _lease,
@@ -33,6 +36,7 @@ export function withTokens(base: BrokerConfig, tokens: KeptTokens): BrokerConfig
     refresh_token: tokens.refresh_token || base.refresh_token,
     access_token_expires_at: tokens.access_token_expires_at,
     refreshed_at: tokens.issued_at,
+    token_source: source,
     ...(tokens.user_id ? { user_id: tokens.user_id } : {}),
     // The token just replaced, as a digest: a caller still holding it is recognised as this account's in a
     // deployment of several accounts, in any container, though the document no longer holds the token itself.

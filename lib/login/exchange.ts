@@ -113,7 +113,7 @@ async function readConfig(store: ConfigStore): Promise<{ config: BrokerConfig; v
 /** The document after a login: the login's tokens, the account pinned, no lease and no pending reminder. */
 function applyLogin(base: BrokerConfig, tokens: KeptTokens): BrokerConfig {
   // A login answers the reminders: their state goes with it.
-  const { login_reminder: _reminder, ...rest } = withTokens(base, tokens) as BrokerConfig & {
+  const { login_reminder: _reminder, ...rest } = withTokens(base, tokens, 'login') as BrokerConfig & {
     login_reminder?: unknown;
   };
   return rest as BrokerConfig;
@@ -180,7 +180,7 @@ async function exchangeOnce(
   const kite = target.kite(first.config);
   const session = await openSession(kite, requestToken, first.config, state);
 
-  const tokens = tokensFromSession(session, now());
+  const tokens = tokensFromSession(session, now(), 'login');
   let written: BrokerConfig;
   try {
     checkAccount(first.config, session.userId, deps.allowFirstLoginPin === true);

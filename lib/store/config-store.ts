@@ -1,5 +1,5 @@
 // The one interface every place broker-config.json can live in implements. The refresh engine knows only this.
-import type { BrokerConfig } from '../engine/broker-config.ts';
+import type { BrokerConfig, TokenSource } from '../engine/broker-config.ts';
 import { StoreError } from '../shared/errors.ts';
 
 export interface StoredConfig {
@@ -17,6 +17,8 @@ export interface KeptTokens {
   access_token_expires_at: string;
   /** ISO-8601 instant Kite issued the token. */
   issued_at: string;
+  /** How Kite issued them: a login or a renewal. Copies kept before this was recorded lack it. */
+  token_source?: TokenSource | undefined;
   /** The run that renewed (its lease owner) and its process, on a local copy kept while that run is still writing. */
   kept_by?: { owner: string; pid: number } | undefined;
 }

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { toIsoIst } from '../../lib/engine/expiry.ts';
-import { localRescuePath } from '../../lib/engine/kept-tokens.ts';
+import { keptTokenSource, localRescuePath } from '../../lib/engine/kept-tokens.ts';
 import { type RefreshDeps, refreshToken } from '../../lib/engine/refresh-engine.ts';
 import { ConflictError, TokenNotStoredError } from '../../lib/shared/errors.ts';
 import type { ConfigStore, KeptTokens } from '../../lib/store/config-store.ts';
@@ -255,6 +255,37 @@ describe('kept tokens before the clock', () => {
     expect(outcome).toMatchObject({ status: 'refreshed', kiteCalls: 0 });
     expect((await store.read()).config.api_secret).not.toBe(config.api_secret);
     expect(renewals()).toBe(1);
+  });
+});
+
+describe('where kept tokens came from', () => {
+  it('stores the kept copy of a renewal whose write failed as a renewal', async () => {
+    const config = seedConfig(fx.sandbox, 'fresh', { token_source: 'login' } as Partial<BrokerConfig>);
+    const { deps, store } = await setup(config, {
+      writeRetry: { attempts: 1, baseDelayMs: 1 },
+      leaseTtlMs: 1,
+    });
+    await refreshToken({ ...deps, store: failingAfterLease(store) }, { force: true }).catch(() => {});
+
+    await refreshToken(deps);
+
+    expect((await store.read()).config).toMatchObject({ token_source: 'renewal' });
+  });
+
+  it('stores a kept copy of a login as a login, though the document holds a refresh token', async () => {
+    const config = seedConfig(fx.sandbox, 'expired', { user_id: 'XX0000' });
+    const { deps, store } = await setup(config);
+    await plantLocal(store.location, keptTokens({ token_source: 'login' }));
+
+    await refreshToken(deps);
+
+    expect((await store.read()).config).toMatchObject({ token_source: 'login' });
+  });
+
+  it('takes a copy kept before the source was recorded for a renewal when it holds a refresh token, else a login', () => {
+    expect(keptTokenSource(keptTokens())).toBe('renewal');
+    expect(keptTokenSource(keptTokens({ refresh_token: '' }))).toBe('login');
+    expect(keptTokenSource(keptTokens({ refresh_token: '', token_source: 'renewal' }))).toBe('renewal');
   });
 });
 
