@@ -1,6 +1,7 @@
 // Daily-login reminders for several accounts: each account's reminder is decided and claimed in its own document
 // (compare-and-swap, as for one account), then every account due goes out in one message, each with its own link.
 import type { BrokerConfig } from '../engine/broker-config.ts';
+import type { TradingCalendar } from '../engine/trading-calendar.ts';
 import type { AlertPublisher } from '../lambda/alerts.ts';
 import {
   decideReminder,
@@ -23,6 +24,8 @@ export interface AccountRemindersDeps {
   stateScope?: string | undefined;
   firstAtIst: string;
   followUpAtIst: string;
+  /** TRADING_HOLIDAYS and SPECIAL_SESSIONS: no reminders on a closed day. */
+  calendar?: TradingCalendar | undefined;
   now?: () => Date;
 }
 
@@ -44,6 +47,7 @@ async function claim(deps: AccountRemindersDeps, need: LoginNeed, now: Date): Pr
     config,
     now,
     firstAtIst: deps.firstAtIst,
+    calendar: deps.calendar,
     followUpAtIst: deps.followUpAtIst,
     renewalRejected: need.reason === 'refresh_token_rejected',
   });

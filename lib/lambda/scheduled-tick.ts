@@ -6,6 +6,7 @@ import type { AccountsTickDeps } from '../accounts/tick.ts';
 import type { RefreshOutcome } from '../engine/refresh-engine.ts';
 import type { Refresher } from '../engine/refresher.ts';
 import { type LoginMode, loginMode } from '../engine/status.ts';
+import type { TradingCalendar } from '../engine/trading-calendar.ts';
 import { planReminder, readReminderState, withReminderState } from '../login/reminders.ts';
 import { ConflictError, LoginRequiredError } from '../shared/errors.ts';
 import type { Log } from '../shared/log.ts';
@@ -94,6 +95,8 @@ export function remindByAlert(deps: {
   stateScope?: string | undefined;
   firstAtIst: string;
   followUpAtIst: string;
+  /** TRADING_HOLIDAYS and SPECIAL_SESSIONS: no reminders on a closed day. */
+  calendar?: TradingCalendar | undefined;
   now?: () => Date;
 }): NonNullable<TickDeps['remind']> {
   return async (reason) => {
@@ -104,6 +107,7 @@ export function remindByAlert(deps: {
       appSecret: deps.appSecret,
       stateScope: deps.stateScope,
       firstAtIst: deps.firstAtIst,
+      calendar: deps.calendar,
       followUpAtIst: deps.followUpAtIst,
       renewalRejected: reason === 'refresh_token_rejected',
     });
@@ -155,6 +159,7 @@ export function reminderFor({ settings, refresher, appSecret }: LambdaContext): 
     stateScope: settings.stateScope,
     firstAtIst: settings.reminderFirstIst,
     followUpAtIst: settings.reminderFollowUpIst,
+    calendar: settings.calendar,
   });
 }
 
@@ -167,5 +172,6 @@ export function accountRemindersFor({ settings, appSecret }: LambdaContext): Acc
     stateScope: settings.stateScope,
     firstAtIst: settings.reminderFirstIst,
     followUpAtIst: settings.reminderFollowUpIst,
+    calendar: settings.calendar,
   });
 }

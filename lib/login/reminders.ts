@@ -2,6 +2,7 @@
 // config and the clock; the small state that keeps it to one reminder and one follow-up lives in the document.
 import { type BrokerConfig, hasRefreshToken } from '../engine/broker-config.ts';
 import { formatIst, istDate, istTimeOn, toIsoIst } from '../engine/expiry.ts';
+import { isTradingDay, type TradingCalendar } from '../engine/trading-calendar.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { buildLoginLink, loginRootFor } from './link.ts';
 
@@ -46,6 +47,8 @@ export interface ReminderInput {
   renewalRejected?: boolean;
   /** This run saw Kite reject the stored access token (403 on an API call). */
   tokenRejected?: boolean;
+  /** The exchange's trading days: on a closed day nobody is asked to log in. Default: every day. */
+  calendar?: TradingCalendar | undefined;
 }
 
 export interface ReminderDecision {
@@ -58,6 +61,7 @@ export interface ReminderDecision {
   why:
     | 'token_usable'
     | 'renews_without_login'
+    | 'market_closed'
     | 'before_first'
     | 'first_due'
     | 'follow_up_due'
@@ -101,6 +105,20 @@ export function tokenProblem(
   return now.getTime() >= expiresAt.getTime() ? 'expired' : undefined;
 }
 
+/** Why no reminder is due at all at this tick, before the day's reminder state is looked at; undefined when one may be. */
+function whyNoReminderYet(
+  input: ReminderInput,
+  problem: TokenProblem | undefined,
+  firstAt: Date,
+): ReminderDecision['why'] | undefined {
+  if (!problem) return 'token_usable';
+  if (hasRefreshToken(input.config) && !input.renewalRejected) return 'renews_without_login';
+  // A Sunday or an exchange holiday: a login then is noise; the next trading morning reminds again.
+  if (input.calendar && !isTradingDay(input.calendar, input.now)) return 'market_closed';
+  if (input.now.getTime() < firstAt.getTime()) return 'before_first';
+  return undefined;
+}
+
 /**
  * Whether to publish a login reminder now. Only when the token is unusable and only a human login can fix it
  * (no refresh token, or Kite rejected it): the first at/after `firstAtIst`, one follow-up at/after
@@ -127,9 +145,8 @@ export function decideReminder(input: ReminderInput): ReminderDecision {
     problem,
     why,
   });
-  if (!problem) return none('token_usable');
-  if (hasRefreshToken(config) && !input.renewalRejected) return none('renews_without_login');
-  if (now.getTime() < firstAt.getTime()) return none('before_first');
+  const notNow = whyNoReminderYet(input, problem, firstAt);
+  if (notNow) return none(notNow);
 
   const day = istDate(now);
   const forExpiry = config.access_token_expires_at ?? '';

@@ -164,6 +164,25 @@ describe('scheduled-refresh handler', () => {
 });
 
 describe('scheduled-refresh handler without a refresh token', () => {
+  it('asks nobody to log in on a Saturday, and does on a Saturday listed as a special session', async () => {
+    vi.setSystemTime(new Date('2026-03-07T08:01:00+05:30')); // a Saturday
+    seed(seedConfig(fx.sandbox, 'expired', { refresh_token: '', user_id: 'XX0000' }));
+    const before = sns.published.length;
+
+    const closed = await scheduled();
+
+    expect(closed).toMatchObject({ status: 'login_required', reminder: null });
+    expect(sns.published).toHaveLength(before);
+
+    process.env.SPECIAL_SESSIONS = '2026-03-07';
+    resetLambdaContext();
+    const session = await scheduled();
+
+    expect(session).toMatchObject({ status: 'login_required', reminder: 'first' });
+    expect(sns.published).toHaveLength(before + 1);
+    sns.published.length = 0;
+  });
+
   it('reports login_required with one alert and no retry storm, then one follow-up, then nothing after a login', async () => {
     vi.setSystemTime(new Date('2026-03-03T08:01:00+05:30'));
     const config = seedConfig(fx.sandbox, 'expired', { refresh_token: '', user_id: 'XX0000' });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { formatIst } from '../../lib/engine/expiry.ts';
+import { parseTradingCalendar } from '../../lib/engine/trading-calendar.ts';
 import {
   decideReminder,
   planReminder,
@@ -220,6 +221,28 @@ describe('decideReminder', () => {
       ConfigError,
     );
     expect(() => decideReminder({ ...input, firstAtIst: '8am' })).toThrow(ConfigError);
+  });
+
+  it('sends nothing on a Saturday or a listed holiday, and reminds on a special session as on any trading day', () => {
+    const calendar = parseTradingCalendar('2025-11-05', '2025-11-09');
+    // 2025-11-08 is a Saturday, 2025-11-05 a Wednesday listed as a holiday, 2025-11-09 a Sunday special session.
+    const saturday = runDay(dailyLogin('2025-11-08'), hourly('2025-11-08'), { calendar });
+    const holiday = runDay(dailyLogin('2025-11-05'), hourly('2025-11-05'), { calendar });
+    const session = runDay(dailyLogin('2025-11-09'), hourly('2025-11-09'), { calendar });
+
+    expect(saturday.sent).toEqual([]);
+    expect(holiday.sent).toEqual([]);
+    expect(
+      decideReminder({ config: dailyLogin('2025-11-08'), now: ist('2025-11-08', '08:01'), calendar }).why,
+    ).toBe('market_closed');
+    expect(session.sent.map((s) => s.kind)).toEqual(['first', 'follow_up']);
+  });
+
+  it('reminds every day when no calendar is given', () => {
+    expect(runDay(dailyLogin('2025-11-08'), hourly('2025-11-08')).sent.map((s) => s.kind)).toEqual([
+      'first',
+      'follow_up',
+    ]);
   });
 
   it('starts over when the stored reminder state is not in the expected shape', () => {
