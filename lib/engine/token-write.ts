@@ -1,7 +1,7 @@
 // Storing tokens Kite just issued (a renewal or a login): compare-and-swap with retries, re-applying them on top
 // of whatever changed meanwhile, and when the store will not take them, keeping them (kept-tokens.ts).
 import { backoffDelay, EQUAL_JITTER, sleep } from '../shared/backoff.ts';
-import { AppError, ConflictError, StoreError } from '../shared/errors.ts';
+import { AppError, ConflictError, describeError, StoreError } from '../shared/errors.ts';
 import type { ConfigStore, KeptTokens, StoredConfig } from '../store/config-store.ts';
 import { type BrokerConfig, type TokenSource, tokenDigest } from './broker-config.ts';
 import { keepTokens, saveStoreRescue } from './kept-tokens.ts';
@@ -157,6 +157,5 @@ export async function writeTokens(options: WriteTokensOptions): Promise<BrokerCo
     inStoreSlot: state.inStoreSlot,
   });
   const { lastError } = state;
-  const cause = lastError instanceof Error ? `${lastError.name}: ${lastError.message}` : String(lastError);
-  throw new TokensNotWrittenError(cause, { kept, cause: lastError });
+  throw new TokensNotWrittenError(describeError(lastError), { kept, cause: lastError });
 }

@@ -1,9 +1,9 @@
 // The on-demand refresh contract: what a trading Lambda sends after Kite answered 401/403, and what it gets back.
 import * as z from 'zod/mini';
+import { loginLinkFor } from '../accounts/login-link.ts';
 import type { BrokerConfig } from '../engine/broker-config.ts';
 import type { RefreshOutcome } from '../engine/refresh-engine.ts';
 import type { Refresher } from '../engine/refresher.ts';
-import { buildLoginLink, loginRootFor } from '../login/link.ts';
 import { classifyError, type ErrorKind, InputError, type LoginRequiredError } from '../shared/errors.ts';
 import type { OnDemandErrorType, OnDemandResponse } from '../shared/on-demand-response.ts';
 
@@ -65,8 +65,8 @@ export function invalidPayloadAnswer(e: InputError): OnDemandResponse {
 
 /** The one-click login link for an account that needs a human, signed with the Kite app secret. */
 export function loginLinkWith(appSecret: string, scope?: string): (config: BrokerConfig) => string {
-  return (config) =>
-    buildLoginLink({ apiKey: config.api_key, appSecret, loginRoot: loginRootFor(config), scope });
+  // One document: the link names no account, as every single-document link does.
+  return (config) => loginLinkFor(undefined, config, { appSecret, scope });
 }
 
 /** The metric an answer counts as. */

@@ -16,6 +16,12 @@ import {
 import { lstat, open, readdir, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
+/** The errno code of a file-system error ("ENOENT", "EEXIST", …), or undefined for anything else. */
+export function errnoCode(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string'
+    ? e.code
+    : undefined;
+}
 /** True when this user owns the entry (always true where the platform has no user ids). */
 export function ownedByMe(info: Pick<Stats, 'uid'>): boolean {
   const uid = process.getuid?.();
@@ -40,7 +46,7 @@ export function ensurePrivateFolderSync(folder: string): void {
   try {
     mkdirSync(folder, { mode: 0o700 });
   } catch (e: unknown) {
-    if ((e as { code?: unknown }).code !== 'EEXIST') throw e;
+    if (errnoCode(e) !== 'EEXIST') throw e;
   }
   const info = lstatSync(folder);
   if (!info.isDirectory() || !ownedByMe(info) || !privateMode(info)) {
@@ -125,7 +131,7 @@ export function processIsGone(pid: number): boolean {
     process.kill(pid, 0);
     return false;
   } catch (e: unknown) {
-    return (e as { code?: unknown }).code === 'ESRCH';
+    return errnoCode(e) === 'ESRCH';
   }
 }
 

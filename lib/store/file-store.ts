@@ -9,6 +9,7 @@ import { backoffDelay, EQUAL_JITTER, sleep } from '../shared/backoff.ts';
 import { ConflictError, NotFoundError, StoreError } from '../shared/errors.ts';
 import {
   asidePathFor,
+  errnoCode,
   processIsGone,
   readPrivateFile,
   removeAbandonedTemps,
@@ -33,12 +34,6 @@ export interface FileStoreOptions {
 
 function versionOf(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex').slice(0, 32);
-}
-
-function errnoCode(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string'
-    ? e.code
-    : undefined;
 }
 
 /**
