@@ -16,6 +16,9 @@ export const DEFAULTS = {
   REMINDER_FOLLOW_UP_IST: DEFAULT_FOLLOW_UP_IST,
   LOGIN_ALLOW_FIRST_PIN: 'false',
   ACCOUNT_CONCURRENCY: '4',
+  READY_CHECK_IST: '09:01',
+  NOTIFY_READY: 'false',
+  TELEGRAM_API_URL: 'https://api.telegram.org',
 } as const;
 
 export interface LambdaSettings {
@@ -45,6 +48,16 @@ export interface LambdaSettings {
   reminderFollowUpIst: string;
   /** TRADING_HOLIDAYS and SPECIAL_SESSIONS, comma-separated IST dates: which days the exchange trades. Default: weekdays. */
   calendar: TradingCalendar;
+  /** READY_CHECK_IST, "HH:mm" IST: the tick at or after it on a trading day checks each account is ready. */
+  readyCheckIst: string;
+  /** NOTIFY_READY: say "ready for market open" every trading morning, not only when an account is not ready. */
+  notifyReady: boolean;
+  /** TELEGRAM_SECRET_ID: a secret holding {"bot_token", "chat_id"}; unset: no Telegram messages. */
+  telegramSecretId: string | undefined;
+  /** TELEGRAM_API_URL: the Bot API root. Default https://api.telegram.org. */
+  telegramApiUrl: string;
+  /** WEBHOOK_SECRET_ID: a secret holding {"url", "format": "slack" | "discord" | "json"}; unset: no webhook. */
+  webhookSecretId: string | undefined;
   /** POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE. */
   serviceName: string;
   metricsNamespace: string;
@@ -73,6 +86,16 @@ function buildSchema() {
     REFRESH_WINDOW_MINUTES: z._default(z.string().check(z.regex(/^\d+$/)), DEFAULTS.REFRESH_WINDOW_MINUTES),
     REMINDER_FIRST_IST: z._default(hhmm(), DEFAULTS.REMINDER_FIRST_IST),
     REMINDER_FOLLOW_UP_IST: z._default(hhmm(), DEFAULTS.REMINDER_FOLLOW_UP_IST),
+    READY_CHECK_IST: z._default(hhmm(), DEFAULTS.READY_CHECK_IST),
+    NOTIFY_READY: z._default(z.enum(['true', 'false']), DEFAULTS.NOTIFY_READY),
+    TELEGRAM_SECRET_ID: optionalText(),
+    TELEGRAM_API_URL: z._default(
+      z
+        .string()
+        .check(z.regex(/^(https:\/\/[^\s/?#]+|http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?)\/?$/)),
+      DEFAULTS.TELEGRAM_API_URL,
+    ),
+    WEBHOOK_SECRET_ID: optionalText(),
     // Checked date by date below, so the message can name the entry that is wrong.
     TRADING_HOLIDAYS: optionalText(),
     SPECIAL_SESSIONS: optionalText(),
@@ -118,6 +141,11 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): LambdaSettin
     reminderFirstIst: s.REMINDER_FIRST_IST,
     reminderFollowUpIst: s.REMINDER_FOLLOW_UP_IST,
     calendar,
+    readyCheckIst: s.READY_CHECK_IST,
+    notifyReady: s.NOTIFY_READY === 'true',
+    telegramSecretId: s.TELEGRAM_SECRET_ID || undefined,
+    telegramApiUrl: s.TELEGRAM_API_URL.replace(/\/$/, ''),
+    webhookSecretId: s.WEBHOOK_SECRET_ID || undefined,
     serviceName: s.POWERTOOLS_SERVICE_NAME,
     metricsNamespace: s.POWERTOOLS_METRICS_NAMESPACE,
   };

@@ -36,6 +36,11 @@ describe('readSettings', () => {
       reminderFirstIst: '08:00',
       reminderFollowUpIst: '09:00',
       calendar: { holidays: new Set(), specialSessions: new Set() },
+      readyCheckIst: '09:01',
+      notifyReady: false,
+      telegramSecretId: undefined,
+      telegramApiUrl: 'https://api.telegram.org',
+      webhookSecretId: undefined,
       serviceName: 'kite-token-refresh',
       metricsNamespace: 'KiteTokenRefresh',
     });
@@ -70,6 +75,29 @@ describe('readSettings', () => {
     );
     expect(settingError({ ...BASE, LOGIN_STATE_SCOPE: 'two words' }).field).toBe('LOGIN_STATE_SCOPE');
     expect(settingError({ ...BASE, LOGIN_ALLOW_FIRST_PIN: 'yes' }).field).toBe('LOGIN_ALLOW_FIRST_PIN');
+  });
+
+  it('reads the ready check, the ready message and the chat channels, and refuses a bad ready time or Bot API root', () => {
+    const settings = readSettings({
+      ...BASE,
+      READY_CHECK_IST: '08:45',
+      NOTIFY_READY: 'true',
+      TELEGRAM_SECRET_ID: 'kite/telegram',
+      TELEGRAM_API_URL: 'http://127.0.0.1:8081/',
+      WEBHOOK_SECRET_ID: 'kite/webhook',
+    });
+    expect(settings).toMatchObject({
+      readyCheckIst: '08:45',
+      notifyReady: true,
+      telegramSecretId: 'kite/telegram',
+      telegramApiUrl: 'http://127.0.0.1:8081',
+      webhookSecretId: 'kite/webhook',
+    });
+    expect(settingError({ ...BASE, READY_CHECK_IST: '9:01' })).toMatchObject({ field: 'READY_CHECK_IST' });
+    expect(settingError({ ...BASE, NOTIFY_READY: 'yes' })).toMatchObject({ field: 'NOTIFY_READY' });
+    expect(settingError({ ...BASE, TELEGRAM_API_URL: 'http://api.telegram.org' })).toMatchObject({
+      field: 'TELEGRAM_API_URL',
+    });
   });
 
   it('reads the trading calendar from TRADING_HOLIDAYS and SPECIAL_SESSIONS', () => {
