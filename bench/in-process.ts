@@ -3,9 +3,8 @@
 // Kite answers after KITE_LATENCY_MS; each run seeds an expired token and runs one tick in the warm container
 // (goal: ≤ 3 AWS calls, 1 Kite call).
 import type { Context } from 'aws-lambda';
-import type { AccountsTickResult } from '../lib/accounts/tick.ts';
+import type { AccountsTickResult, AccountTickResult } from '../lib/accounts/tick.ts';
 import type { OnDemandResponse } from '../lib/lambda/on-demand.ts';
-import type { TickResult } from '../lib/lambda/scheduled-tick.ts';
 import { cleanProcessEnv } from '../testing/clean-env.ts';
 import { handlerEnv } from './env.ts';
 import { row } from './report.ts';
@@ -58,7 +57,7 @@ function quietPowertoolsWarnings(): void {
 }
 
 export interface Handlers {
-  scheduled(event: unknown, context: Context): Promise<TickResult | AccountsTickResult>;
+  scheduled(event: unknown, context: Context): Promise<AccountTickResult | AccountsTickResult>;
   onDemand(event: unknown, context: Context): Promise<OnDemandResponse>;
 }
 
@@ -89,7 +88,7 @@ export async function warmTickSection(bench: Bench, h: Handlers): Promise<Record
     const t = performance.now();
     const out = await h.scheduled(SCHEDULED_EVENT, lambdaContextFor('scheduled', i));
     tickMs.push(performance.now() - t);
-    statuses[out.status] = (statuses[out.status] ?? 0) + 1;
+    statuses[out.status ?? 'none'] = (statuses[out.status ?? 'none'] ?? 0) + 1;
   }
   const counts = await servers.call<Counts>({ op: 'counts' });
   const aws = awsCalls(counts);
@@ -143,7 +142,7 @@ export async function refreshSection(bench: Bench, h: Handlers): Promise<Record<
     awsPerRun.push(aws.total);
     kitePerRun.push(kiteCalls(c));
     patterns[aws.detail] = (patterns[aws.detail] ?? 0) + 1;
-    statuses[out.status] = (statuses[out.status] ?? 0) + 1;
+    statuses[out.status ?? 'none'] = (statuses[out.status ?? 'none'] ?? 0) + 1;
   }
   const refresh = {
     runs: REFRESH_RUNS,

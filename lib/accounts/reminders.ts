@@ -50,6 +50,7 @@ async function claim(deps: AccountRemindersDeps, need: LoginNeed, now: Date): Pr
     calendar: deps.calendar,
     followUpAtIst: deps.followUpAtIst,
     renewalRejected: need.reason === 'refresh_token_rejected',
+    tokenRejected: need.reason === 'access_token_rejected',
   });
   if (!decision.send || !decision.state) return null;
   const link = loginLinkFor(need.account.linkAccount, config, {
@@ -87,8 +88,14 @@ async function claim(deps: AccountRemindersDeps, need: LoginNeed, now: Date): Pr
 /** One message for every account due: the subject counts them, the body has a section (and a link) per account. */
 export function combinedMessage(claimed: readonly Claimed[]): { subject: string; body: string } {
   const only = claimed[0];
-  if (claimed.length === 1 && only)
-    return { subject: only.subject, body: `Account ${only.account.name}\n\n${only.body}` };
+  // A single-document deployment's reminder reads as it always has; an account of several is named.
+  if (claimed.length === 1 && only) {
+    const named = only.account.linkAccount !== undefined;
+    return {
+      subject: only.subject,
+      body: named ? `Account ${only.account.name}\n\n${only.body}` : only.body,
+    };
+  }
   const subject = `Kite login needed for ${claimed.length} accounts`;
   const body = claimed
     .map(

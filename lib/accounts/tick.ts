@@ -2,10 +2,14 @@
 // own Account dimension; one account's failure never stops the others, and the tick throws once all have run.
 import type { RefreshOutcome } from '../engine/refresh-engine.ts';
 import { type LoginMode, loginMode } from '../engine/status.ts';
+import type { TokenVerdict } from '../engine/verify.ts';
+import type { Notify } from '../notify/notice.ts';
 import { AppError, describeError, LoginRequiredError } from '../shared/errors.ts';
 import type { Log } from '../shared/log.ts';
 import { settleEach } from './concurrency.ts';
+import { type ReadyResult, readyNotice } from './ready-check.ts';
 import type { Account, AccountRegistry } from './registry.ts';
+import { checkWithKite, type KiteCheck, type VerificationSettings } from './verification.ts';
 
 type Unit = 'Count' | 'Milliseconds';
 
@@ -21,7 +25,8 @@ export interface AccountMetricsSink {
 /** An account that needs a human login, for the reminder step. */
 export interface LoginNeed {
   account: Account;
-  reason: LoginRequiredError['reason'];
+  /** The engine's reason, or access_token_rejected: Kite refused a token its expiry calls fresh. */
+  reason: NonNullable<KiteCheck['loginNeeded']>;
 }
 
 export interface AccountsTickDeps {
@@ -34,6 +39,12 @@ export interface AccountsTickDeps {
   deadline?: number | undefined;
   /** Sends the reminders due now for every account that needs a login, in one message; returns the accounts reminded. */
   remind?: (needs: LoginNeed[]) => Promise<Map<Account, 'first' | 'follow_up'>>;
+  /** Asks Kite about each stored token in trading hours, and runs the ready check. Absent: the clock alone decides. */
+  verification?: VerificationSettings | undefined;
+  /** Where the ready check's message goes (every configured channel). */
+  notify?: Notify | undefined;
+  /** NOTIFY_READY: say "ready for market open" too, not only "not ready". */
+  notifyReady?: boolean;
 }
 
 /** One account's part of the tick: as a single-account tick's result, and which account. */
@@ -44,6 +55,10 @@ export interface AccountTickResult {
   expiresAt?: string | undefined;
   reminder?: 'first' | 'follow_up' | null;
   userId?: string | undefined;
+  /** Kite's verdict on the stored token at this tick, when it was asked. */
+  verified?: TokenVerdict['verdict'];
+  /** This tick was the account's ready check: whether it is ready for market open. */
+  ready?: boolean;
   /** Why the account failed (no token, no secret): the tick throws after the others have run. */
   error?: string;
 }
@@ -75,29 +90,74 @@ function record(metrics: AccountMetricsSink, account: Account, name: string, val
   single.addMetric(name, 'Count', value);
 }
 
-async function tickOne(
-  deps: AccountsTickDeps,
-  account: Account,
-  needs: LoginNeed[],
-): Promise<AccountTickResult> {
-  const now = deps.now ?? (() => new Date());
-  let outcome: RefreshOutcome;
+/** What one account's tick gathers for the steps after all accounts ran. */
+interface Gathered {
+  needs: LoginNeed[];
+  readies: ReadyResult[];
+}
+
+/** The refresh, as an outcome even when Kite rejected the refresh token (then the document says the rest). */
+async function refreshOutcome(deps: AccountsTickDeps, account: Account): Promise<RefreshOutcome> {
   try {
-    outcome = await account.refresher.refresh(deps.deadline !== undefined ? { deadline: deps.deadline } : {});
+    return await account.refresher.refresh(deps.deadline !== undefined ? { deadline: deps.deadline } : {});
   } catch (e: unknown) {
     if (e instanceof LoginRequiredError) {
-      needs.push({ account, reason: e.reason });
-      return loginRequired(deps, account, 'auto-renew');
+      const { config } = await account.refresher.store.read();
+      return { status: 'login_required', reason: e.reason, config, kiteCalls: 1 };
     }
     record(deps.metrics, account, 'RefreshFailed', 1);
     deps.log.error('Account refresh failed', { account: account.label, error: describeError(e) });
     throw e;
   }
-  const mode = loginMode(outcome.config);
-  if (outcome.status === 'login_required') {
-    needs.push({ account, reason: outcome.reason });
-    return loginRequired(deps, account, mode);
+}
+
+/** Asks Kite when the settings say so; without verification settings the refresh's outcome stands as it is. */
+async function kiteCheck(
+  deps: AccountsTickDeps,
+  account: Account,
+  outcome: RefreshOutcome,
+): Promise<KiteCheck> {
+  const now = deps.now ?? (() => new Date());
+  if (!deps.verification) {
+    const loginNeeded = outcome.status === 'login_required' ? outcome.reason : undefined;
+    return { verdict: undefined, outcome, loginNeeded, ready: undefined };
   }
+  return checkWithKite(
+    { settings: deps.verification, log: deps.log, now: now(), deadline: deps.deadline },
+    account,
+    outcome,
+  );
+}
+
+/** The check's metrics: Kite's verdict (TokenAccepted 1 or 0, or VerificationInconclusive) and the ready check. */
+function recordCheck(deps: AccountsTickDeps, account: Account, check: KiteCheck): void {
+  if (check.verdict === 'unknown') record(deps.metrics, account, 'VerificationInconclusive', 1);
+  else if (check.verdict) record(deps.metrics, account, 'TokenAccepted', check.verdict === 'valid' ? 1 : 0);
+  if (check.ready) record(deps.metrics, account, 'ReadyForMarketOpen', check.ready.ready ? 1 : 0);
+}
+
+async function tickOne(
+  deps: AccountsTickDeps,
+  account: Account,
+  gathered: Gathered,
+): Promise<AccountTickResult> {
+  const now = deps.now ?? (() => new Date());
+  const check = await kiteCheck(deps, account, await refreshOutcome(deps, account));
+  recordCheck(deps, account, check);
+  const { outcome } = check;
+  if (check.ready) {
+    gathered.readies.push({ account: account.name, userId: account.userId, ...check.ready, outcome });
+  }
+  const checked = {
+    ...(check.verdict ? { verified: check.verdict } : {}),
+    ...(check.ready ? { ready: check.ready.ready } : {}),
+  };
+  const mode = loginMode(outcome.config);
+  if (check.loginNeeded) {
+    gathered.needs.push({ account, reason: check.loginNeeded });
+    return { ...loginRequired(deps, account, mode), ...checked };
+  }
+  if (outcome.status === 'login_required') return { ...loginRequired(deps, account, mode), ...checked };
   if (outcome.status === 'refreshed') record(deps.metrics, account, 'RefreshSucceeded', 1);
   if (outcome.expiresAt) {
     const minutes = Math.floor((outcome.expiresAt.getTime() - now().getTime()) / 60_000);
@@ -114,6 +174,7 @@ async function tickOne(
     status: outcome.status,
     mode,
     expiresAt: outcome.config.access_token_expires_at,
+    ...checked,
   };
 }
 
@@ -144,13 +205,32 @@ async function remindAll(deps: AccountsTickDeps, needs: LoginNeed[], results: Ac
 }
 
 /**
+ * The ready check's message. A message that cannot be sent does not fail the tick: the ReadyForMarketOpen alarm
+ * still fires, and each failed channel is counted (NotifyFailed).
+ */
+async function tellReadiness(deps: AccountsTickDeps, readies: ReadyResult[]): Promise<void> {
+  for (const r of readies) {
+    const fields = { account: r.userId ?? r.account, why: r.why };
+    if (r.ready) deps.log.info('Ready for market open', fields);
+    else deps.log.warn('NOT ready for market open', fields);
+  }
+  const notice = deps.notify ? readyNotice(readies, deps.notifyReady === true) : undefined;
+  if (!notice || !deps.notify) return;
+  try {
+    await deps.notify(notice);
+  } catch (e: unknown) {
+    deps.log.error('The ready-for-market-open message could not be sent', { error: describeError(e) });
+  }
+}
+
+/**
  * Serves every account, `concurrency` at a time, then sends the reminders. Throws AccountsFailedError when any
  * account (or the reminder) failed, so Lambda retries and the alarm fires; a retry redoes only what is still due.
  */
 export async function tickAccounts(deps: AccountsTickDeps): Promise<AccountsTickResult> {
   const accounts = await deps.accounts.all({ fresh: true });
-  const needs: LoginNeed[] = [];
-  const settled = await settleEach(accounts, deps.concurrency, (account) => tickOne(deps, account, needs));
+  const gathered: Gathered = { needs: [], readies: [] };
+  const settled = await settleEach(accounts, deps.concurrency, (account) => tickOne(deps, account, gathered));
   const results = settled.map(
     (r, i): AccountTickResult =>
       r.status === 'fulfilled'
@@ -159,14 +239,17 @@ export async function tickAccounts(deps: AccountsTickDeps): Promise<AccountsTick
   );
   let remindFailure: unknown;
   try {
-    await remindAll(deps, needs, results);
+    await remindAll(deps, gathered.needs, results);
   } catch (e: unknown) {
     remindFailure = e;
     deps.log.error('Login reminders could not be sent', { error: describeError(e) });
   }
+  await tellReadiness(deps, gathered.readies);
   const failed = results.filter((r) => r.error !== undefined);
   const firstFailure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason;
   if (failed.length > 0) throw new AccountsFailedError(failed, firstFailure);
   if (remindFailure !== undefined) throw remindFailure;
+  // The dead man's switch: the alarm fires when no tick completed for two hours.
+  deps.metrics.addMetric('TickCompleted', 'Count', 1);
   return { status: 'served', accounts: results };
 }

@@ -8,6 +8,7 @@ import type { Refresher } from '../engine/refresher.ts';
 import { type LoginMode, loginMode } from '../engine/status.ts';
 import type { TradingCalendar } from '../engine/trading-calendar.ts';
 import { planReminder, readReminderState, withReminderState } from '../login/reminders.ts';
+import type { Notify } from '../notify/notice.ts';
 import { ConflictError, LoginRequiredError } from '../shared/errors.ts';
 import type { Log } from '../shared/log.ts';
 import type { AlertPublisher } from './alerts.ts';
@@ -161,6 +162,13 @@ export function reminderFor({ settings, refresher, appSecret }: LambdaContext): 
     followUpAtIst: settings.reminderFollowUpIst,
     calendar: settings.calendar,
   });
+}
+
+/** Where notices go: the alert topic when the settings name one. */
+export function notifyFor({ settings }: LambdaContext): Notify | undefined {
+  if (!settings.alertTopicArn) return undefined;
+  const publish = alertPublisher(settings.alertTopicArn);
+  return (notice) => publish(notice.subject, notice.body);
 }
 
 /** The reminder step of a tick over several accounts: one message for all of them, when the settings name a topic. */

@@ -97,7 +97,8 @@ function seed(config: BrokerConfig): void {
 }
 
 describe('scheduled-refresh handler', () => {
-  it('does one store read and no Kite call on a warm tick with a fresh token', async () => {
+  it('does one store read and no Kite call on a warm tick with a fresh token outside trading hours', async () => {
+    vi.setSystemTime(new Date('2026-03-02T20:01:00+05:30'));
     seed(seedConfig(fx.sandbox, 'fresh'));
     await scheduled(); // cold start: reads the app secret too
     cloud.s3.resetRequests();
@@ -108,6 +109,22 @@ describe('scheduled-refresh handler', () => {
     expect(cloud.s3.requests.filter((r) => r.key === KEY).map((r) => r.method)).toEqual(['GET']);
     expect(renewals()).toBe(0);
     expect(output).toContain('"message":"Mode: auto-renew (refresh token present)"');
+  });
+
+  it('asks Kite once per tick in trading hours: the verdict is written once, then a warm tick reads once and writes nothing', async () => {
+    seed(seedConfig(fx.sandbox, 'fresh'));
+    const first = await scheduled();
+    expect(first).toMatchObject({ status: 'fresh', verified: 'valid' });
+    expect(s3Calls('PUT')).toBe(1);
+    expect((await storeOn(cloud, 's3').read()).config).toMatchObject({ verified: true });
+    cloud.s3.resetRequests();
+    fx.sandbox.resetCalls();
+
+    const warm = await scheduled();
+
+    expect(warm).toMatchObject({ status: 'fresh', verified: 'valid' });
+    expect(cloud.s3.requests.filter((r) => r.key === KEY).map((r) => r.method)).toEqual(['GET']);
+    expect(fx.sandbox.calls).toEqual({ 'GET /user/profile': 1 });
   });
 
   it('renews once inside the window: one read, a lease write and one token write', async () => {
@@ -201,9 +218,18 @@ describe('scheduled-refresh handler without a refresh token', () => {
     expect(renewals()).toBe(0);
 
     vi.setSystemTime(new Date('2026-03-03T09:01:00+05:30'));
-    expect(await scheduled()).toMatchObject({ status: 'login_required', reminder: 'follow_up' });
+    expect(await scheduled()).toMatchObject({
+      status: 'login_required',
+      reminder: 'follow_up',
+      ready: false,
+    });
     expect(await scheduled()).toMatchObject({ status: 'login_required', reminder: null });
-    expect(sns.published).toHaveLength(2);
+    // The follow-up, and the ready check's "not ready", once however often the tick runs.
+    expect(sns.published.map((m) => m.subject)).toEqual([
+      'Kite login needed for XX0000',
+      'Reminder: Kite login still needed for XX0000',
+      'NOT ready for market open: the Kite token does not work',
+    ]);
 
     // The human logs in: a fresh token is stored, and the next ticks say nothing.
     const store = storeOn(cloud, 's3');
@@ -214,8 +240,8 @@ describe('scheduled-refresh handler without a refresh token', () => {
       version,
     );
     vi.setSystemTime(new Date('2026-03-03T10:01:00+05:30'));
-    expect(await scheduled()).toMatchObject({ status: 'fresh', mode: 'daily-login' });
-    expect(sns.published).toHaveLength(2);
+    expect(await scheduled()).toMatchObject({ status: 'fresh', mode: 'daily-login', verified: 'valid' });
+    expect(sns.published).toHaveLength(3);
     sns.published.length = 0;
   });
 });
