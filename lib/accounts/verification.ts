@@ -117,46 +117,33 @@ async function recordCheck(
   }
 }
 
-/**
- * Asks Kite about the account's stored token when the calendar and the clock say so, acts on a refusal, and records
- * the verdict (only when it changed) and the ready check. Without a question to Kite this costs nothing.
- */
-export async function checkWithKite(
+/** The tick's answer when Kite is not asked: no token to ask about, outside trading hours, or one Kite just issued. */
+async function withoutAsking(
   deps: CheckDeps,
   account: Account,
   outcome: RefreshOutcome,
-): Promise<KiteCheck> {
-  const readyCheck = readyCheckDue(
-    outcome.config,
-    deps.now,
-    deps.settings.calendar,
-    deps.settings.readyCheckIst,
-  );
+  readyCheck: boolean,
+): Promise<KiteCheck | undefined> {
+  const answer = (ready: KiteCheck['ready'], loginNeeded?: KiteCheck['loginNeeded']): KiteCheck => ({
+    verdict: undefined,
+    outcome,
+    loginNeeded,
+    ready: readyCheck ? ready : undefined,
+  });
   if (outcome.status === 'login_required') {
     if (readyCheck) await recordCheck(deps, account, outcome.config, undefined, true);
-    const why = 'no usable token: a Kite login is needed';
-    return {
-      verdict: undefined,
-      outcome,
-      loginNeeded: outcome.reason,
-      ready: readyCheck ? { ready: false, why } : undefined,
-    };
+    return answer({ ready: false, why: 'no usable token: a Kite login is needed' }, outcome.reason);
   }
-  if (!inVerificationHours(deps.now, deps.settings.calendar)) {
-    return { verdict: undefined, outcome, loginNeeded: undefined, ready: undefined };
-  }
+  if (!inVerificationHours(deps.now, deps.settings.calendar)) return answer(undefined);
   if (outcome.status === 'refreshed') {
     // Kite issued this token moments ago: asking again would only cost a call.
     if (readyCheck) await recordCheck(deps, account, outcome.config, undefined, true);
-    const ready = { ready: true, why: 'Kite issued a new token at this check' };
-    return { verdict: undefined, outcome, loginNeeded: undefined, ready: readyCheck ? ready : undefined };
+    return answer({ ready: true, why: 'Kite issued a new token at this check' });
   }
-  const token = outcome.config.api_secret;
-  const verdict = await verifyToken(account.refresher.kiteFor(outcome.config), token);
-  const replaced =
-    verdict.verdict === 'dead'
-      ? await replaceRefused(deps, account, outcome)
-      : { outcome, loginNeeded: undefined };
+  return undefined;
+}
+
+function logVerdict(deps: CheckDeps, account: Account, verdict: TokenVerdict, after: RefreshOutcome): void {
   if (verdict.verdict === 'unknown') {
     deps.log.warn('Kite could not be asked about the token; not a dead token', {
       account: account.label,
@@ -166,9 +153,30 @@ export async function checkWithKite(
     deps.log.warn('Kite rejected the stored access token before its expiry', {
       account: account.label,
       reason: verdict.reason,
-      action: replaced.outcome.status === 'refreshed' ? 'renewed' : 'login needed',
+      action: after.status === 'refreshed' ? 'renewed' : 'login needed',
     });
   }
+}
+
+/**
+ * Asks Kite about the account's stored token when the calendar and the clock say so, acts on a refusal, and records
+ * the verdict (only when it changed) and the ready check. Without a question to Kite this costs nothing.
+ */
+export async function checkWithKite(
+  deps: CheckDeps,
+  account: Account,
+  outcome: RefreshOutcome,
+): Promise<KiteCheck> {
+  const { calendar, readyCheckIst } = deps.settings;
+  const readyCheck = readyCheckDue(outcome.config, deps.now, calendar, readyCheckIst);
+  const unasked = await withoutAsking(deps, account, outcome, readyCheck);
+  if (unasked) return unasked;
+  const verdict = await verifyToken(account.refresher.kiteFor(outcome.config), outcome.config.api_secret);
+  const replaced =
+    verdict.verdict === 'dead'
+      ? await replaceRefused(deps, account, outcome)
+      : { outcome, loginNeeded: undefined };
+  logVerdict(deps, account, verdict, replaced.outcome);
   const accepted = verdict.verdict === 'unknown' ? undefined : verdict.verdict === 'valid';
   await recordCheck(deps, account, outcome.config, accepted, readyCheck);
   return {
