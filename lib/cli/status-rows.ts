@@ -1,10 +1,11 @@
-// `kite-token status` over several accounts: one row per account (name, user, mode, expiry, due), so a family's or
+// `kite-token status` over several accounts: one row per account (name, user, mode, where the token came from,
+// expiry, Kite's last word, due), so a family's or
 // a desk's accounts fit on one screen. A document that cannot be read gets a row that says so.
 import type { TokenStatus } from '../engine/status.ts';
 
 export type AccountStatus = { name: string; status: TokenStatus } | { name: string; error: string };
 
-const HEADER = ['ACCOUNT', 'USER', 'MODE', 'EXPIRES', 'DUE'];
+const HEADER = ['ACCOUNT', 'USER', 'MODE', 'TOKEN FROM', 'EXPIRES', 'KITE SAYS', 'DUE'];
 
 function expiry(s: TokenStatus): string {
   if (!s.hasAccessToken) return 'no token';
@@ -17,10 +18,17 @@ function due(s: TokenStatus): string {
   return `yes (${s.dueReason?.replace('_', ' ') ?? 'due'})`;
 }
 
+function kiteSays(s: TokenStatus): string {
+  const v = s.verdict;
+  if (!v?.current) return 'not asked';
+  return `${v.accepted ? 'accepted' : 'REJECTED'} ${v.at.replace(/ IST$/, '')}`;
+}
+
 function cells(row: AccountStatus): string[] {
-  if ('error' in row) return [row.name, '-', '-', '-', `unreadable: ${row.error}`];
+  if ('error' in row) return [row.name, '-', '-', '-', '-', '-', `unreadable: ${row.error}`];
   const s = row.status;
-  return [row.name, s.userId ?? '(unknown)', s.mode, expiry(s), due(s)];
+  const from = s.hasAccessToken ? (s.tokenSource ?? 'unknown') : '-';
+  return [row.name, s.userId ?? '(unknown)', s.mode, from, expiry(s), kiteSays(s), due(s)];
 }
 
 /** The rows as aligned text, a header first. */

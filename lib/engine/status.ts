@@ -1,6 +1,7 @@
 // What `kite-token status` reports: the token's age, expiry and mode, never the token itself.
 import { type BrokerConfig, hasRefreshToken, type TokenSource, tokenSourceOf } from './broker-config.ts';
 import { DEFAULT_REFRESH_WINDOW_MS, expiryOf, formatIst, refreshDue, storedIssuedAt } from './expiry.ts';
+import { readVerdict } from './verdict.ts';
 
 export type LoginMode = 'auto-renew' | 'daily-login';
 
@@ -19,6 +20,10 @@ export interface TokenStatus {
   refreshDue: boolean;
   dueReason: string | undefined;
   leaseHeldUntil: string | undefined;
+  /** Kite's last word on the stored token (a scheduled tick asks in trading hours); undefined when never asked. */
+  verdict: { accepted: boolean; at: string; current: boolean } | undefined;
+  /** The IST day of the last ready check. */
+  readyCheckedOn: string | undefined;
 }
 
 export function loginMode(config: BrokerConfig): LoginMode {
@@ -50,7 +55,26 @@ export function tokenStatus(
     refreshDue: due.due,
     dueReason: due.reason,
     leaseHeldUntil: lease && Date.parse(lease.until) > now.getTime() ? lease.until : undefined,
+    verdict: verdictOf(config),
+    readyCheckedOn:
+      typeof (config as { ready_checked_on?: unknown }).ready_checked_on === 'string'
+        ? ((config as { ready_checked_on?: string }).ready_checked_on as string)
+        : undefined,
   };
+}
+
+function verdictOf(config: BrokerConfig): TokenStatus['verdict'] {
+  const stored = readVerdict(config);
+  return stored && { accepted: stored.accepted, at: formatIst(stored.at), current: stored.current };
+}
+
+/** Kite's last word, as status says it. */
+export function verdictText(s: Pick<TokenStatus, 'verdict'>): string {
+  const v = s.verdict;
+  if (!v)
+    return 'not asked yet (scheduled ticks ask on trading days, 06:01-15:30 IST; or run kite-token verify)';
+  if (!v.current) return `not asked about this token yet (the previous one was asked at ${v.at})`;
+  return v.accepted ? `accepted at ${v.at}` : `REJECTED at ${v.at}: log in or renew`;
 }
 
 const modeText: Record<LoginMode, string> = {
@@ -79,6 +103,7 @@ export function formatStatus(s: TokenStatus): string[] {
     `Refreshed at:  ${s.refreshedAt ? `${s.refreshedAt} (${s.ageMinutes} min ago)` : 'unknown'}`,
     `Expires at:    ${s.expiresAt ? `${s.expiresAt} (${s.minutesToExpiry !== undefined && s.minutesToExpiry < 0 ? 'expired' : `in ${s.minutesToExpiry} min`})` : 'unknown'}`,
     `Refresh due:   ${s.refreshDue ? `yes (${s.dueReason?.replace('_', ' ')})` : 'no'}`,
+    `Kite says:     ${verdictText(s)}`,
   ];
   if (s.leaseHeldUntil) lines.push(`In progress:   a refresher holds the lease until ${s.leaseHeldUntil}`);
   return lines;

@@ -1,6 +1,6 @@
 // When to remind a human to do the daily Kite login, and what to say. The decision is a pure function of the
 // config and the clock; the small state that keeps it to one reminder and one follow-up lives in the document.
-import { type BrokerConfig, hasRefreshToken } from '../engine/broker-config.ts';
+import { type BrokerConfig, hasRefreshToken, tokenDigest } from '../engine/broker-config.ts';
 import { formatIst, istDate, istTimeOn, toIsoIst } from '../engine/expiry.ts';
 import { isTradingDay, type TradingCalendar } from '../engine/trading-calendar.ts';
 import { ConfigError } from '../shared/errors.ts';
@@ -25,6 +25,11 @@ export interface LoginReminderState {
   for_day: string;
   /** access_token_expires_at of the unusable token they were about ("" when the config had none). */
   for_expiry: string;
+  /**
+   * The first 16 hex digits of that token's SHA-256 ("" when there was none): two logins on one day give two tokens
+   * with the same expiry, and Kite refusing the second (a login elsewhere) must remind again.
+   */
+  for_token?: string;
   /** 1 after the first reminder, 2 after the follow-up. */
   sent: 0 | 1 | 2;
   /** ISO-8601 (+05:30) of the last reminder sent. */
@@ -83,7 +88,14 @@ export function readReminderState(config: BrokerConfig): LoginReminderState | un
   if (typeof v.for_day !== 'string' || typeof v.for_expiry !== 'string') return undefined;
   if (v.sent !== 0 && v.sent !== 1 && v.sent !== 2) return undefined;
   if (typeof v.last_sent_at !== 'string') return undefined;
-  return { for_day: v.for_day, for_expiry: v.for_expiry, sent: v.sent, last_sent_at: v.last_sent_at };
+  const forToken = typeof v.for_token === 'string' ? { for_token: v.for_token } : {};
+  return {
+    for_day: v.for_day,
+    for_expiry: v.for_expiry,
+    ...forToken,
+    sent: v.sent,
+    last_sent_at: v.last_sent_at,
+  };
 }
 
 /** The config with `login_reminder` set to `state`, or removed when `state` is undefined. */
@@ -150,14 +162,20 @@ export function decideReminder(input: ReminderInput): ReminderDecision {
 
   const day = istDate(now);
   const forExpiry = config.access_token_expires_at ?? '';
+  const forToken = config.api_secret ? tokenDigest(config.api_secret).slice(0, 16) : '';
   const stamp = toIsoIst(now);
   const previous = readReminderState(config);
   const same =
-    previous && previous.for_day === day && previous.for_expiry === forExpiry ? previous : undefined;
+    previous &&
+    previous.for_day === day &&
+    previous.for_expiry === forExpiry &&
+    (previous.for_token === undefined || previous.for_token === forToken)
+      ? previous
+      : undefined;
   if (!same || same.sent === 0) {
     return {
       send: 'first',
-      state: { for_day: day, for_expiry: forExpiry, sent: 1, last_sent_at: stamp },
+      state: { for_day: day, for_expiry: forExpiry, for_token: forToken, sent: 1, last_sent_at: stamp },
       problem,
       why: 'first_due',
     };

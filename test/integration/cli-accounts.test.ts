@@ -199,12 +199,14 @@ describe('kite-token status with several accounts', () => {
     expect(run.code).toBe(EXIT.ok);
     const lines = run.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(4);
-    expect(lines[0]).toMatch(/^ACCOUNT +USER +MODE +EXPIRES +DUE$/);
+    expect(lines[0]).toMatch(/^ACCOUNT +USER +MODE +TOKEN FROM +EXPIRES +KITE SAYS +DUE$/);
     expect(lines[1]).toMatch(
-      /^alice +XX0000 +daily-login +\d{4}-\d{2}-\d{2} 06:00:00 IST \(expired\) +yes \(expired\)$/,
+      /^alice +XX0000 +daily-login +unknown +\d{4}-\d{2}-\d{2} 06:00:00 IST \(expired\) +not asked +yes \(expired\)$/,
     );
-    expect(lines[2]).toMatch(/^bob +YY1111 +auto-renew +\d{4}-\d{2}-\d{2} 06:00:00 IST +no$/);
-    expect(lines[3]).toMatch(/^carol +\(unknown\) +daily-login +no token +yes/);
+    expect(lines[2]).toMatch(
+      /^bob +YY1111 +auto-renew +unknown +\d{4}-\d{2}-\d{2} 06:00:00 IST +not asked +no$/,
+    );
+    expect(lines[3]).toMatch(/^carol +\(unknown\) +daily-login +- +no token +not asked +yes/);
     // Columns line up.
     expect(new Set(lines.map((line) => line.indexOf(line.split(/ {2,}/)[1] ?? '')))).toHaveProperty(
       'size',
@@ -230,7 +232,7 @@ describe('kite-token status with several accounts', () => {
 
     expect(run.code).toBe(EXIT.failed);
     expect(run.stdout).toMatch(/^alice +XX0000 /m);
-    expect(run.stdout).toMatch(/^missing +- +- +- +unreadable: /m);
+    expect(run.stdout).toMatch(/^missing +- +- +- +- +- +unreadable: /m);
   });
 
   it('needs no Kite app secret', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
+import { type BrokerConfig, tokenDigest } from '../../lib/engine/broker-config.ts';
 import { formatIst } from '../../lib/engine/expiry.ts';
 import { parseTradingCalendar } from '../../lib/engine/trading-calendar.ts';
 import {
@@ -104,8 +104,29 @@ describe('decideReminder', () => {
     expect(readReminderState(config)).toEqual({
       for_day: '2025-11-07',
       for_expiry: '2025-11-07T06:00:00+05:30',
+      for_token: tokenDigest(dailyLogin().api_secret).slice(0, 16),
       sent: 2,
       last_sent_at: '2025-11-07T09:00:00+05:30',
+    });
+  });
+
+  it('reminds again on the same day when Kite refuses a second token that expires at the same time as the first', () => {
+    const refused = { now: ist('2025-11-07', '11:01'), tokenRejected: true };
+    const first = dailyLogin('2025-11-08', { api_secret: 'MorningLoginToken0123456789' });
+    const done = withReminderState(first, {
+      for_day: '2025-11-07',
+      for_expiry: first.access_token_expires_at ?? '',
+      for_token: tokenDigest(first.api_secret).slice(0, 16),
+      sent: 2,
+      last_sent_at: '2025-11-07T09:01:00+05:30',
+    });
+    expect(decideReminder({ config: done, ...refused }).send).toBeNull();
+
+    const relogin = { ...done, api_secret: 'SecondLoginToken0123456789' };
+
+    expect(decideReminder({ config: relogin, ...refused })).toMatchObject({
+      send: 'first',
+      problem: 'rejected',
     });
   });
 
