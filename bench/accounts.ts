@@ -1,10 +1,12 @@
-// Section 8, many accounts: a tick over M = 1, 10, 100 accounts (fresh, then expired) and on-demand calls over 10
+// Section 8, many accounts: a tick over M = 1, 10, 100 accounts (fresh, then expired, then warm in market hours,
+// asking Kite about every token) and on-demand calls over 10
 // accounts right after a flush, run with the accounts code in this process against its own S3 emulator (10 ms a
 // request) and Kite sandboxes (100 ms a renewal), one per account, so each account has its own key. Memory at
 // M = 100 is a child process of its own running one tick of the built scheduled handler against the same servers.
 import { createAccountRegistry } from '../lib/accounts/registry.ts';
 import { tickAccounts } from '../lib/accounts/tick.ts';
 import { toIsoIst } from '../lib/engine/expiry.ts';
+import { parseTradingCalendar } from '../lib/engine/trading-calendar.ts';
 import { answerOnDemand } from '../lib/lambda/on-demand.ts';
 import { silentLog } from '../lib/shared/log.ts';
 import { cleanProcessEnv } from '../testing/clean-env.ts';
@@ -69,12 +71,43 @@ function seed(world: World, m: number, expired: boolean): string {
   return m === 1 ? (uris[0] as string) : uris.join(',');
 }
 
+/** 11:01 IST on a Tuesday: a warm tick in market hours asks Kite about each token (the clock is pinned for that). */
+const MARKET_HOURS = new Date('2026-03-03T11:01:00+05:30');
+const WEEKDAYS_ONLY = parseTradingCalendar(undefined, undefined);
+
+const profileCalls = (world: World) =>
+  world.kites.reduce((n, k) => n + (k.calls['GET /user/profile'] ?? 0), 0);
+const writes = (world: World) => world.s3.requests.filter((r) => r.method === 'PUT').length;
 const renewals = (world: World) =>
   world.kites.reduce((n, k) => n + (k.calls['POST /session/refresh_token'] ?? 0), 0);
 const reads = (world: World) => world.s3.requests.filter((r) => r.method === 'GET').length;
 
 function registry(uri: string) {
   return createAccountRegistry({ uri, appSecret: APP_SECRET, log: silentLog });
+}
+
+/**
+ * Market hours: a first tick writes each account's first verdict; the measured second tick is the warm one, which
+ * costs per account one read and one Kite GET and writes nothing.
+ */
+async function marketHoursTick(world: World, m: number) {
+  const accounts = registry(seed(world, m, false));
+  const tick = () =>
+    tickAccounts({
+      accounts,
+      log: silentLog,
+      metrics: noMetrics,
+      concurrency: CONCURRENCY,
+      now: () => MARKET_HOURS,
+      verification: { calendar: WEEKDAYS_ONLY, readyCheckIst: '09:01' },
+    });
+  await tick();
+  for (const kite of world.kites) kite.resetCalls();
+  world.s3.resetRequests();
+  const started = performance.now();
+  await tick();
+  const wallMs = performance.now() - started;
+  return { m, wallMs, reads: reads(world), kiteCalls: profileCalls(world), writes: writes(world) };
 }
 
 async function tickOnce(world: World, m: number, expired: boolean) {
@@ -204,9 +237,12 @@ export async function accountsSection(bench: Bench): Promise<Record<string, unkn
     const expired = [];
     for (const m of [1, 10, 100]) fresh.push(await tickOnce(world, m, false));
     for (const m of [1, 10, 100]) expired.push(await tickOnce(world, m, true));
+    const market = [];
+    for (const m of [1, 10, 100]) market.push(await marketHoursTick(world, m));
     const storm = await onDemandStorm(world);
     const memory = await memoryTick(bench, world);
     report(unit, fresh, expired, storm, memory);
+    reportMarketHours(unit, market);
     return {
       concurrency: CONCURRENCY,
       s3LatencyMs: S3_LATENCY_MS,
@@ -214,6 +250,7 @@ export async function accountsSection(bench: Bench): Promise<Record<string, unkn
       unit,
       fresh,
       expired,
+      marketHours: market,
       storm,
       memory,
     };
@@ -259,6 +296,20 @@ function report(
     '10 renewals',
     storm.renewals === 10,
   );
+}
+
+function reportMarketHours(unit: { readMs: number }, market: Awaited<ReturnType<typeof marketHoursTick>>[]) {
+  for (const t of market) {
+    // A read and a Kite GET per account, CONCURRENCY at a time.
+    const bound = Math.ceil(t.m / CONCURRENCY) * (unit.readMs + KITE_LATENCY_MS) * 1.5;
+    row(
+      '8 accounts',
+      `warm tick in market hours, ${t.m} account(s)`,
+      `${ms(t.wallMs)}, ${t.reads} reads, ${t.kiteCalls} Kite calls, ${t.writes} writes`,
+      `${t.m} reads, ${t.m} Kite GETs, 0 writes, ≤ ${ms(bound)}`,
+      t.reads === t.m && t.kiteCalls === t.m && t.writes === 0 && t.wallMs <= bound,
+    );
+  }
 }
 
 function reportMemory(memory: NonNullable<Awaited<ReturnType<typeof memoryTick>>>): void {
