@@ -5,15 +5,19 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startKiteSandbox } from '../../testing/kite-sandbox.ts';
+import { createAccountRegistry } from '../accounts/registry.ts';
+import { tickAccounts } from '../accounts/tick.ts';
 import { type BrokerConfig, parseConfig } from '../engine/broker-config.ts';
 import { formatIst, toIsoIst } from '../engine/expiry.ts';
-import { createRefresher } from '../engine/refresher.ts';
 import { KiteClient } from '../kite/client.ts';
-import { scheduledTick } from '../lambda/scheduled-tick.ts';
 import { createConsoleLog } from '../shared/log.ts';
 import { maskToken } from '../shared/mask.ts';
-import { FileStore } from '../store/file-store.ts';
 import type { CliIo } from './io.ts';
+
+const NO_METRICS = {
+  addMetric: () => {},
+  singleMetric: () => ({ addDimension: () => {}, addMetric: () => {} }),
+};
 
 /** Runs the demo; true when the token was refreshed and Kite (the sandbox) accepts the new one. */
 export async function runDemo(io: CliIo): Promise<boolean> {
@@ -42,14 +46,9 @@ export async function runDemo(io: CliIo): Promise<boolean> {
     say();
 
     const log = createConsoleLog({ write: (line) => io.stdout(`${line}\n`) });
-    const refresher = await createRefresher({
-      configUri: path,
-      appSecret,
-      log,
-      store: new FileStore({ path }),
-    });
     // The scheduled function's tick, as Lambda runs it hourly; in a terminal its metrics go nowhere.
-    const outcome = await scheduledTick({ refresher, log, metrics: { addMetric: () => {} } });
+    const accounts = createAccountRegistry({ uri: path, appSecret, log });
+    const tick = await tickAccounts({ accounts, log, metrics: NO_METRICS, concurrency: 1 });
 
     const stored = parseConfig(await readFile(path, 'utf8'), path);
     const mode = ((await stat(path)).mode & 0o777).toString(8).padStart(4, '0');
@@ -62,7 +61,9 @@ export async function runDemo(io: CliIo): Promise<boolean> {
     say(`Expires at:    ${stored.access_token_expires_at} (next 06:00 IST flush)`);
     say(`Kite check:    GET /user/profile with the new token → ${profile.userId}`);
     say(`Kite calls:    ${JSON.stringify(sandbox.calls)}`);
-    return outcome.status === 'refreshed' && stored.api_secret !== seed.api_secret && mode === '0600';
+    return (
+      tick.accounts[0]?.status === 'refreshed' && stored.api_secret !== seed.api_secret && mode === '0600'
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
     await sandbox.close();
