@@ -361,6 +361,7 @@ export function drawDashboard(dashboard: Dashboard): string {
   const height = HEADER + rows * ROW + 30;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`,
+    '<title>CloudWatch dashboard KiteDashboard: layout with example data</title>',
     '<style>.widget{fill:#fff;stroke:#d5dbdb}.title{font-weight:bold;font-size:12px}.small{font-size:10px}' +
       '.big{font-size:34px}.axis{stroke:#aab7b8}.note{stroke:#879596;stroke-dasharray:4 3}.banner{fill:#b7410e;font-weight:bold;font-size:14px}</style>',
     `<rect width="${width}" height="${height}" fill="#f2f3f3"/>`,
