@@ -5,13 +5,19 @@
 
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { inflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Dashboard,
+  dashboardFromServerlessYml,
+  substitute,
+  type Widget,
+} from '../../scripts/dashboard-picture.ts';
 import { PROJECT_DIR, packageService, runOsls } from '../../scripts/package.ts';
 import { cleanEnv } from '../../testing/clean-env.ts';
 import { seedConfig, startSandbox } from '../support/fixtures.ts';
@@ -48,6 +54,7 @@ const TRADER_A = 'arn:aws:iam::123456789012:role/trader-a';
 const TRADER_B = 'arn:aws:iam::123456789012:role/trader-b';
 const TRADING_HOLIDAYS = '2026-01-26,2026-03-03';
 const SPECIAL_SESSIONS = '2026-11-08';
+const READY_CHECK_IST = '08:45';
 
 // ---- evaluating the template as CloudFormation would --------------------------------------------------------
 
@@ -232,6 +239,93 @@ const roleOf = (t: Template, functionId: string): string =>
 const envOf = (t: Template, functionId: string): JsonObject =>
   (resource(t, functionId).Properties.Environment as JsonObject).Variables as JsonObject;
 
+// ---- the dashboard ---------------------------------------------------------------------------------------
+
+/**
+ * The metrics the functions emit. Most are found in lib/ and functions/ by name; these are emitted by the ready
+ * check, the tick's token verification and the notice channels, which are written alongside the dashboard: until
+ * they are in lib/, the dashboard and the alarms may name them because they are listed here.
+ */
+const METRICS_BEING_ADDED = [
+  'TokenAccepted',
+  'VerificationInconclusive',
+  'ReadyForMarketOpen',
+  'TickCompleted',
+  'NotifyFailed',
+];
+/** Per-account metrics, which the tick also emits with an Account dimension (the ones SEARCH may graph). */
+const PER_ACCOUNT_METRICS = [
+  'MinutesToExpiry',
+  'ReadyForMarketOpen',
+  'TokenAccepted',
+  'VerificationInconclusive',
+];
+const LAMBDA_METRICS = ['Errors', 'Duration'];
+
+async function sourceText(dir: string): Promise<string> {
+  const files = (await readdir(join(PROJECT_DIR, dir), { recursive: true })).filter((f) => f.endsWith('.ts'));
+  const texts = await Promise.all(files.map((f) => readFile(join(PROJECT_DIR, dir, f), 'utf8')));
+  return texts.join('\n');
+}
+
+/** Whether the code emits a metric of this name (a string literal in lib/ or functions/), or soon will. */
+async function emitted(): Promise<(name: string) => boolean> {
+  const code = (await sourceText('lib')) + (await sourceText('functions'));
+  return (name) => METRICS_BEING_ADDED.includes(name) || code.includes(`'${name}'`);
+}
+
+/**
+ * The packaged dashboard body with its Fn::Sub references filled in as CloudFormation would: the region, each
+ * function's name and each alarm's ARN (an account id is made up).
+ */
+function deployedDashboard(t: Template): Dashboard {
+  const sub = resource(t, 'KiteDashboard').Properties.DashboardBody as JsonObject;
+  expect(typeof sub['Fn::Sub'], 'DashboardBody is one Fn::Sub string').toBe('string');
+  const body = substitute(sub['Fn::Sub'] as string, (name) => {
+    if (name === 'AWS::Region') return 'ap-south-1';
+    const [id = '', attribute] = name.split('.');
+    const r = resource(t, id);
+    if (r.Type === 'AWS::Lambda::Function' && attribute === undefined)
+      return String(r.Properties.FunctionName);
+    if (r.Type === 'AWS::CloudWatch::Alarm' && attribute === 'Arn') {
+      return `arn:aws:cloudwatch:ap-south-1:123456789012:alarm:${String(r.Properties.AlarmName)}`;
+    }
+    throw new Error(`the dashboard body names \${${name}}, a ${r.Type}`);
+  });
+  return JSON.parse(body) as Dashboard;
+}
+
+interface GraphedMetric {
+  namespace: string;
+  name: string;
+  dimensions: string[];
+}
+
+/** What a metric widget graphs: plain metrics with their dimension names, and the metrics SEARCH asks for. */
+function graphed(w: Widget): GraphedMetric[] {
+  return (w.properties.metrics as Json[][]).map((entry) => {
+    const options = entry.find(isObject);
+    if (options && typeof options.expression === 'string') {
+      const search =
+        /^SEARCH\('\{([^}]+)\} service="kite-token-refresh" MetricName="(\w+)"', '\w+', \d+\)$/.exec(
+          options.expression,
+        );
+      expect(search, options.expression).not.toBeNull();
+      const [namespace = '', ...dimensions] = (search?.[1] ?? '').split(',');
+      return { namespace, name: search?.[2] ?? '', dimensions: dimensions.sort() };
+    }
+    const [namespace, name, ...rest] = entry.filter((v): v is string => typeof v === 'string');
+    return {
+      namespace: String(namespace),
+      name: String(name),
+      dimensions: rest.filter((_, i) => i % 2 === 0),
+    };
+  });
+}
+
+const overlap = (a: Widget, b: Widget) =>
+  a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+
 // ---- packaging -------------------------------------------------------------------------------------------
 
 const workDir = await mkdtemp(join(tmpdir(), 'ktr-package-'));
@@ -415,6 +509,11 @@ function commonChecks(get: () => Packaged, options: CommonCheckOptions = {}) {
           logicalId === FUNCTIONS.loginCallback.logicalId ? 'false' : undefined,
         );
         expect('ALERT_TOPIC_ARN' in env, logicalId).toBe(logicalId === FUNCTIONS.scheduledRefresh.logicalId);
+        for (const name of ['READY_CHECK_IST', 'NOTIFY_READY']) {
+          expect(name in env, `${logicalId} ${name}`).toBe(
+            logicalId === FUNCTIONS.scheduledRefresh.logicalId,
+          );
+        }
       }
       expect(envOf(t, FUNCTIONS.scheduledRefresh.logicalId).ALERT_TOPIC_ARN).toEqual({ Ref: 'AlertTopic' });
     });
@@ -525,39 +624,114 @@ function commonChecks(get: () => Packaged, options: CommonCheckOptions = {}) {
         Type: 'AWS::SNS::Subscription',
         Properties: { TopicArn: { Ref: 'AlertTopic' }, Protocol: 'email', Endpoint: ALERT_EMAIL },
       });
-      const alarms = Object.values(t.Resources).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
-      const byMetric = Object.fromEntries(
-        alarms.map((a) => [a.Properties.MetricName as string, a.Properties]),
+      const alarms = Object.fromEntries(
+        Object.entries(t.Resources)
+          .filter(([, r]) => r.Type === 'AWS::CloudWatch::Alarm')
+          .map(([id, r]) => [id, r.Properties]),
       );
-      expect(Object.keys(byMetric).sort()).toEqual([
-        'ApproximateNumberOfMessagesVisible',
-        'Errors',
-        'LoginRequired',
-        'RefreshFailed',
+      expect(Object.keys(alarms).sort()).toEqual([
+        'LoginRequiredAlarm',
+        'NoCompletedTickAlarm',
+        'NotReadyForMarketOpenAlarm',
+        'NotifyFailedAlarm',
+        'RefreshFailedAlarm',
+        'ScheduledRefreshDlqAlarm',
+        'ScheduledRefreshErrorsAlarm',
       ]);
-      for (const alarm of alarms) {
-        expect(alarm.Properties).toMatchObject({
-          Threshold: 1,
+      for (const [id, alarm] of Object.entries(alarms)) {
+        expect(alarm.AlarmActions, id).toEqual([{ Ref: 'AlertTopic' }]);
+        expect(alarm.Threshold, id).toBe(1);
+      }
+      // Counts of things that went wrong: one in an hour is enough, and no data means nothing went wrong.
+      for (const id of [
+        'ScheduledRefreshErrorsAlarm',
+        'LoginRequiredAlarm',
+        'RefreshFailedAlarm',
+        'ScheduledRefreshDlqAlarm',
+        'NotifyFailedAlarm',
+      ]) {
+        expect(alarms[id], id).toMatchObject({
           ComparisonOperator: 'GreaterThanOrEqualToThreshold',
           TreatMissingData: 'notBreaching',
-          AlarmActions: [{ Ref: 'AlertTopic' }],
         });
+        expect(alarms[id]?.OKActions, id).toBeUndefined();
       }
-      expect(byMetric.Errors).toMatchObject({
+      expect(alarms.ScheduledRefreshErrorsAlarm).toMatchObject({
         Namespace: 'AWS/Lambda',
+        MetricName: 'Errors',
         Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'ScheduledRefreshLambdaFunction' } }],
       });
-      for (const metric of ['LoginRequired', 'RefreshFailed']) {
-        expect(byMetric[metric], metric).toMatchObject({
+      for (const id of ['LoginRequiredAlarm', 'RefreshFailedAlarm']) {
+        expect(alarms[id], id).toMatchObject({
           Namespace: 'KiteTokenRefresh',
+          MetricName: id.replace(/Alarm$/, ''),
           Dimensions: [{ Name: 'service', Value: 'kite-token-refresh' }],
           Statistic: 'Sum',
         });
       }
-      expect(byMetric.ApproximateNumberOfMessagesVisible).toMatchObject({
+      expect(alarms.ScheduledRefreshDlqAlarm).toMatchObject({
         Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
         Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['ScheduledRefreshDlq', 'QueueName'] } }],
       });
+    });
+
+    it('alarms when an account is not ready at the ready check, though not on a closed day with no check', () => {
+      const alarm = resource(get().t, 'NotReadyForMarketOpenAlarm').Properties;
+      expect(alarm).toMatchObject({
+        Namespace: 'KiteTokenRefresh',
+        MetricName: 'ReadyForMarketOpen',
+        Dimensions: [{ Name: 'service', Value: 'kite-token-refresh' }],
+        Statistic: 'Minimum',
+        Period: 3600,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: 'LessThanThreshold',
+        TreatMissingData: 'notBreaching',
+      });
+    });
+
+    it('alarms when no scheduled tick completed for two hours, and says when ticks are back', () => {
+      const alarm = resource(get().t, 'NoCompletedTickAlarm').Properties;
+      expect(alarm).toMatchObject({
+        Namespace: 'KiteTokenRefresh',
+        MetricName: 'TickCompleted',
+        Dimensions: [{ Name: 'service', Value: 'kite-token-refresh' }],
+        Statistic: 'Sum',
+        Period: 3600,
+        EvaluationPeriods: 2,
+        DatapointsToAlarm: 2,
+        Threshold: 1,
+        ComparisonOperator: 'LessThanThreshold',
+        TreatMissingData: 'breaching',
+        OKActions: [{ Ref: 'AlertTopic' }],
+      });
+    });
+
+    it('alarms on a failed notice on any channel, summing the channels with their exact dimensions', () => {
+      const alarm = resource(get().t, 'NotifyFailedAlarm').Properties;
+      expect(alarm.MetricName).toBeUndefined();
+      const queries = alarm.Metrics as JsonObject[];
+      const returned = queries.filter((q) => q.ReturnData !== false);
+      expect(returned).toHaveLength(1);
+      const sum = /^SUM\(\[(.*)\]\)$/.exec(String(returned[0]?.Expression));
+      const summed = (sum?.[1] ?? '').split(',').map((id) => id.trim());
+      const channels = queries.filter((q) => q.MetricStat);
+      expect(summed.sort()).toEqual(channels.map((q) => String(q.Id)).sort());
+      expect(channels.map((q) => ((q.MetricStat as JsonObject).Metric as JsonObject).Dimensions)).toEqual(
+        ['sns', 'telegram', 'webhook'].map((channel) => [
+          { Name: 'service', Value: 'kite-token-refresh' },
+          { Name: 'Channel', Value: channel },
+        ]),
+      );
+      for (const q of channels) {
+        expect(q.ReturnData).toBe(false);
+        expect(q.MetricStat).toMatchObject({
+          Metric: { Namespace: 'KiteTokenRefresh', MetricName: 'NotifyFailed' },
+          Period: 3600,
+          Stat: 'Sum',
+        });
+      }
     });
 
     it('exposes the login callback, and only it, through a public Function URL', () => {
@@ -684,6 +858,111 @@ describe('serverless template (storeKind=s3, defaults)', () => {
     expect(onDemandInvokers(s3DefaultTemplate().t)).toEqual([]);
   });
 
+  it('builds a dashboard whose body, its references filled in, is a CloudWatch dashboard body', () => {
+    const { t } = s3DefaultTemplate();
+    expect(resource(t, 'KiteDashboard')).toMatchObject({
+      Type: 'AWS::CloudWatch::Dashboard',
+      Properties: { DashboardName: 'kite-token-refresh-dev' },
+    });
+    const dashboard = deployedDashboard(t);
+    expect(Object.keys(dashboard).sort()).toEqual(['periodOverride', 'start', 'widgets']);
+    expect(dashboard.widgets.length).toBeGreaterThan(10);
+    for (const w of dashboard.widgets) {
+      const where = String(w.properties.title ?? w.type);
+      expect(Object.keys(w).sort(), where).toEqual(['height', 'properties', 'type', 'width', 'x', 'y']);
+      expect(['metric', 'text', 'alarm'], where).toContain(w.type);
+      if (w.type === 'text') expect(typeof w.properties.markdown, where).toBe('string');
+      if (w.type === 'alarm') expect(Array.isArray(w.properties.alarms), where).toBe(true);
+      if (w.type !== 'metric') continue;
+      expect(w.properties, where).toMatchObject({ region: 'ap-south-1', title: expect.any(String) });
+      expect(['timeSeries', 'singleValue'], where).toContain(w.properties.view);
+      const ids = (w.properties.metrics as Json[][]).flatMap((e) =>
+        e.filter(isObject).flatMap((o) => (typeof o.id === 'string' ? [o.id] : [])),
+      );
+      expect(new Set(ids).size, `${where}: metric ids are unique`).toBe(ids.length);
+      for (const id of ids) expect(id, where).toMatch(/^[a-z]\w*$/);
+    }
+  });
+
+  it('places every widget on the 24-column grid, none overlapping another', () => {
+    const { widgets } = deployedDashboard(s3DefaultTemplate().t);
+    for (const w of widgets) {
+      expect(Number.isInteger(w.x) && Number.isInteger(w.y), JSON.stringify(w.properties.title)).toBe(true);
+      expect(w.x).toBeGreaterThanOrEqual(0);
+      expect(w.y).toBeGreaterThanOrEqual(0);
+      expect(w.width).toBeGreaterThanOrEqual(1);
+      expect(w.height).toBeGreaterThanOrEqual(1);
+      expect(w.x + w.width, String(w.properties.title)).toBeLessThanOrEqual(24);
+    }
+    const overlapping = widgets.flatMap((a, i) =>
+      widgets.slice(i + 1).flatMap((b) => (overlap(a, b) ? [[a.properties.title, b.properties.title]] : [])),
+    );
+    expect(overlapping).toEqual([]);
+  });
+
+  it('graphs only metrics the functions emit, per-account ones through their Account dimension', async () => {
+    const isEmitted = await emitted();
+    const metrics = deployedDashboard(s3DefaultTemplate().t)
+      .widgets.filter((w) => w.type === 'metric')
+      .flatMap(graphed);
+    expect(metrics.length).toBeGreaterThan(0);
+    for (const m of metrics) {
+      const where = `${m.namespace} ${m.name} by ${m.dimensions.join(',')}`;
+      if (m.namespace === 'AWS/Lambda') {
+        expect(LAMBDA_METRICS, where).toContain(m.name);
+        expect(m.dimensions, where).toEqual(['FunctionName']);
+        continue;
+      }
+      expect(m.namespace, where).toBe('KiteTokenRefresh');
+      expect(isEmitted(m.name), `${where}: nothing in lib/ or functions/ emits it`).toBe(true);
+      if (m.dimensions.includes('Account')) expect(PER_ACCOUNT_METRICS, where).toContain(m.name);
+      if (m.name === 'NotifyFailed') expect(m.dimensions, where).toEqual(['Channel', 'service']);
+      else if (!PER_ACCOUNT_METRICS.includes(m.name)) expect(m.dimensions, where).toEqual(['service']);
+    }
+    expect(
+      PER_ACCOUNT_METRICS.filter(
+        (name) => !metrics.some((m) => m.name === name && m.dimensions.includes('Account')),
+      ),
+      'every per-account metric has its per-account graph',
+    ).toEqual([]);
+  });
+
+  it('alarms only on metrics the functions emit, and shows every alarm on the dashboard', async () => {
+    const isEmitted = await emitted();
+    const { t } = s3DefaultTemplate();
+    const alarms = Object.entries(t.Resources).filter(([, r]) => r.Type === 'AWS::CloudWatch::Alarm');
+    for (const [id, alarm] of alarms) {
+      const stats = ((alarm.Properties.Metrics ?? []) as JsonObject[]).flatMap((q) =>
+        q.MetricStat ? [(q.MetricStat as JsonObject).Metric as JsonObject] : [],
+      );
+      for (const metric of [alarm.Properties, ...stats]) {
+        if (metric.Namespace === 'KiteTokenRefresh') {
+          expect(isEmitted(String(metric.MetricName)), `${id}: ${String(metric.MetricName)}`).toBe(true);
+        }
+      }
+    }
+    const shown = deployedDashboard(t)
+      .widgets.filter((w) => w.type === 'alarm')
+      .flatMap((w) => w.properties.alarms as string[]);
+    expect(shown.sort()).toEqual(
+      alarms
+        .map(([, a]) => `arn:aws:cloudwatch:ap-south-1:123456789012:alarm:${String(a.Properties.AlarmName)}`)
+        .sort(),
+    );
+  });
+
+  it('is the dashboard docs/dashboard.svg draws: the picture reads the same body from serverless.yml', async () => {
+    const fromYaml = dashboardFromServerlessYml(await readFile(join(PROJECT_DIR, 'serverless.yml'), 'utf8'));
+    expect(fromYaml).toEqual(deployedDashboard(s3DefaultTemplate().t));
+  });
+
+  it('links the dashboard in the DashboardUrl output', () => {
+    const url = (s3DefaultTemplate().t.Outputs.DashboardUrl as JsonObject).Value as Json;
+    expect(resourceText(url)).toBe(
+      'https://<AWS::Region>.console.aws.amazon.com/cloudwatch/home?region=<AWS::Region>#dashboards:name=kite-token-refresh-dev',
+    );
+  });
+
   commonChecks(s3DefaultTemplate);
 });
 
@@ -764,8 +1043,22 @@ describe('serverless template (storeKind=s3, kmsKeyArn, onDemandInvokers)', () =
       loginCallbackConcurrency: '2',
       tradingHolidays: TRADING_HOLIDAYS,
       specialSessions: SPECIAL_SESSIONS,
+      readyCheckIst: READY_CHECK_IST,
+      notifyReady: 'true',
     });
   }, PACKAGE_TIMEOUT);
+
+  it('passes readyCheckIst and notifyReady to the scheduled function, 09:01 and false by default', () => {
+    const scheduled = FUNCTIONS.scheduledRefresh.logicalId;
+    expect(envOf(s3KmsTemplate().t, scheduled)).toMatchObject({
+      READY_CHECK_IST,
+      NOTIFY_READY: 'true',
+    });
+    expect(envOf(s3DefaultTemplate().t, scheduled)).toMatchObject({
+      READY_CHECK_IST: '09:01',
+      NOTIFY_READY: 'false',
+    });
+  });
 
   it('passes the tradingHolidays and specialSessions parameters to every function, empty by default', () => {
     for (const { logicalId } of Object.values(FUNCTIONS)) {
@@ -1139,6 +1432,18 @@ describe('serverless.yml parameters', () => {
       await expect(
         runOsls(['print', '--stage', 'dev', '--param=storeKind=secretsmanager', '--param=configKeys=a.json']),
       ).rejects.toThrow(/Parameter configKeys applies to storeKind=s3/);
+    },
+    PACKAGE_TIMEOUT,
+  );
+
+  it(
+    'refuses a notifyReady other than true or false before building anything',
+    async () => {
+      const outDir = join(workDir, 'refused-notify-ready');
+      await expect(
+        runOsls(['package', '--stage', 'dev', '--package', outDir, '--param=notifyReady=yes']),
+      ).rejects.toThrow(/custom\.notifyReady/);
+      expect(existsSync(join(outDir, 'cloudformation-template-update-stack.json'))).toBe(false);
     },
     PACKAGE_TIMEOUT,
   );
