@@ -118,15 +118,15 @@ export function combinedNotice(claimed: readonly Claimed[]): Notice {
  */
 export function remindAccounts(
   deps: AccountRemindersDeps,
-): (needs: LoginNeed[]) => Promise<Map<Account, ReminderKind>> {
-  return async (needs) => {
+): (needs: LoginNeed[], deadline?: number) => Promise<Map<Account, ReminderKind>> {
+  return async (needs, deadline) => {
     const now = (deps.now ?? (() => new Date()))();
     const settled = await settleEach(needs, 4, (need) => claim(deps, need, now));
     const claimed = settled.flatMap((r) => (r.status === 'fulfilled' && r.value ? [r.value] : []));
     const sent = new Map<Account, ReminderKind>();
     if (claimed.length > 0) {
       try {
-        await deps.notify(combinedNotice(claimed));
+        await deps.notify(combinedNotice(claimed), { deadline });
       } catch (e: unknown) {
         await Promise.all(
           claimed.map((c) =>

@@ -33,7 +33,7 @@ export interface AccountsTickDeps {
   now?: () => Date;
   deadline?: number | undefined;
   /** Sends the reminders due now for every account that needs a login, in one message; returns the accounts reminded. */
-  remind?: (needs: LoginNeed[]) => Promise<Map<Account, 'first' | 'follow_up'>>;
+  remind?: (needs: LoginNeed[], deadline?: number) => Promise<Map<Account, 'first' | 'follow_up'>>;
 }
 
 /** One account's part of the tick: as a single-account tick's result, and which account. */
@@ -129,7 +129,7 @@ async function remindAll(deps: AccountsTickDeps, needs: LoginNeed[], results: Ac
       deps.log.warn('A Kite login is needed', { account: need.account.label, reason: need.reason });
     return;
   }
-  const reminded = await deps.remind(needs);
+  const reminded = await deps.remind(needs, deps.deadline);
   for (const need of needs) {
     const sent = reminded.get(need.account);
     if (sent) record(deps.metrics, need.account, 'LoginReminderSent', 1);

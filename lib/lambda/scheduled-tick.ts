@@ -29,7 +29,7 @@ export interface TickDeps {
   /** When this invocation will be stopped (epoch ms), so no renewal starts that could be cut off. */
   deadline?: number | undefined;
   /** Called when a human login is needed; sends at most the reminders due now. Absent without any channel. */
-  remind?: (reason: LoginRequiredError['reason']) => Promise<'first' | 'follow_up' | null>;
+  remind?: (reason: LoginRequiredError['reason'], deadline?: number) => Promise<'first' | 'follow_up' | null>;
 }
 
 export interface TickResult {
@@ -74,7 +74,7 @@ async function loginRequired(
   mode: LoginMode,
 ): Promise<TickResult> {
   deps.metrics.addMetric('LoginRequired', 'Count', 1);
-  const reminder = deps.remind ? await deps.remind(reason) : null;
+  const reminder = deps.remind ? await deps.remind(reason, deps.deadline) : null;
   if (reminder) deps.metrics.addMetric('LoginReminderSent', 'Count', 1);
   deps.log.warn(
     mode === 'daily-login'
@@ -103,7 +103,7 @@ export function remindByAlert(deps: {
   calendar?: TradingCalendar | undefined;
   now?: () => Date;
 }): NonNullable<TickDeps['remind']> {
-  return async (reason) => {
+  return async (reason, deadline) => {
     const { config, version } = await deps.refresher.store.read();
     const plan = planReminder({
       config,
@@ -125,7 +125,7 @@ export function remindByAlert(deps: {
       throw e;
     }
     try {
-      await deps.notify(plan.notice);
+      await deps.notify(plan.notice, { deadline });
     } catch (e: unknown) {
       await deps.refresher.store
         .write(withReminderState(plan.config, readReminderState(config)), claimed)

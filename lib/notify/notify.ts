@@ -3,14 +3,11 @@
 // channel took it, so a caller can give back what it claimed.
 import { AppError, describeError, NotifyError } from '../shared/errors.ts';
 import type { Log } from '../shared/log.ts';
-import type { Notice, Notify } from './notice.ts';
+import type { Notice, Notify, NotifyOptions } from './notice.ts';
 
 export type ChannelName = 'sns' | 'telegram' | 'webhook';
 
-export interface SendOptions {
-  /** Epoch ms: no channel waits or retries past it. */
-  deadline?: number | undefined;
-}
+export type SendOptions = NotifyOptions;
 
 /** One place a notice can be said. */
 export interface Channel {
@@ -26,9 +23,6 @@ export interface NotifyMetricsSink {
   };
 }
 
-/** Notify, and a deadline when the caller has one. */
-export type NotifyChannels = Notify & ((notice: Notice, options?: SendOptions) => Promise<void>);
-
 /**
  * A failure as a log line may show it: the product's own errors and AWS's are written to be safe; anything else from
  * a channel that holds a credential in its URL is named by its class only.
@@ -40,10 +34,7 @@ export function safeDescription(e: unknown, channel: ChannelName): string {
 }
 
 /** Sends on every channel concurrently; rejects with a NotifyError only when every one of them failed. */
-export function fanOut(
-  channels: readonly Channel[],
-  deps: { log: Log; metrics: NotifyMetricsSink },
-): NotifyChannels {
+export function fanOut(channels: readonly Channel[], deps: { log: Log; metrics: NotifyMetricsSink }): Notify {
   return async (notice: Notice, options: SendOptions = {}): Promise<void> => {
     const settled = await Promise.allSettled(channels.map((c) => c.send(notice, options)));
     const failures: string[] = [];

@@ -270,6 +270,23 @@ describe('scheduled-refresh handler with Telegram', () => {
     sns.published.length = 0;
   });
 
+  it('does not wait out a Telegram 429 past the invocation’s end, and still reminds on SNS', async () => {
+    resetLambdaContext();
+    vi.setSystemTime(new Date('2026-03-03T08:01:00+05:30'));
+    seed(seedConfig(fx.sandbox, 'expired', { refresh_token: '', user_id: 'XX0000' }));
+    telegram.injectFault({ kind: 'rate_limit', times: 1, retryAfter: 5 });
+    const started = performance.now();
+
+    const result = await scheduledHandler({ source: 'aws.events' }, lambdaContextFor('scheduled', 4_000));
+
+    expect(result).toMatchObject({ status: 'login_required', reminder: 'first' });
+    expect(performance.now() - started).toBeLessThan(3_000);
+    expect(telegram.requests.map((q) => q.status)).toEqual([429]);
+    expect(sns.published).toHaveLength(1);
+    expect(output).toContain('Telegram answered 429 Too Many Requests');
+    sns.published.length = 0;
+  });
+
   it('gives the reminder claim back when every channel fails, so the next tick reminds again', async () => {
     resetLambdaContext();
     vi.setSystemTime(new Date('2026-03-03T08:01:00+05:30'));
