@@ -420,7 +420,7 @@ describe('malformed channel secrets', () => {
   );
 
   it('throws ConfigError with the setting as its field', async () => {
-    const { parseWebhookSecret } = await import('../../lib/notify/channels.ts');
+    const { parseWebhookSecret } = await import('../../lib/notify/channel-secrets.ts');
     expect(() => parseWebhookSecret('{"url": 1}', 'hooks')).toThrow(ConfigError);
     expect(() => parseWebhookSecret('{"url": 1}', 'hooks')).toThrow(
       expect.objectContaining({ field: 'WEBHOOK_SECRET_ID' }),
