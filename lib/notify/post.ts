@@ -96,7 +96,9 @@ async function attempt(options: PostOptions, timeoutMs: number): Promise<Answer>
 }
 
 function answerError(options: PostOptions, answer: Answer, note = ''): NotifyError {
-  const said = options.describe?.(answer.json);
+  const described = options.describe?.(answer.json);
+  // Telegram's description often only repeats the status ("Unauthorized"): say it once.
+  const said = described === STATUS_CODES[answer.status] ? undefined : described;
   return new NotifyError(
     `${options.channel} answered ${statusText(answer.status)}${said ? `: ${said}` : ''}${note}`,
     {

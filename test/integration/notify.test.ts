@@ -186,21 +186,31 @@ describe('the Telegram channel', () => {
 
     await expect(sent).rejects.toMatchObject({
       name: 'NotifyError',
-      message: expect.stringContaining('telegram (NotifyError: Telegram answered 502 Bad Gateway'),
+      message: expect.stringContaining(
+        'telegram (NotifyError: Telegram answered 502 Bad Gateway after 3 attempts)',
+      ),
     });
     expect(telegram.requests.map((q) => q.status)).toEqual([502, 502, 502]);
     expect(r.metrics).toEqual([{ dimensions: { Channel: 'telegram' }, name: 'NotifyFailed', value: 1 }]);
     expect(r.lines.filter((l) => l.startsWith('warn'))).toHaveLength(1);
   });
 
-  it('does not retry a 401 and says what Telegram said', async () => {
+  it('does not retry a 401, and names the status once', async () => {
     telegram.injectFault({ kind: 'unauthorized', times: 1 });
     const r = recorder();
 
     await expect(notifier({ telegramSecretId: telegramSecret() }, r)(notice())).rejects.toThrow(
-      'Telegram answered 401 Unauthorized: Unauthorized',
+      'every notification channel failed: telegram (NotifyError: Telegram answered 401 Unauthorized)',
     );
     expect(telegram.requests).toHaveLength(1);
+  });
+
+  it('passes on what Telegram says about a message it refuses', async () => {
+    const r = recorder();
+
+    await expect(
+      notifier({ telegramSecretId: telegramSecret() }, r)(notice({ body: ' ', subject: ' ' })),
+    ).rejects.toThrow('Telegram answered 400 Bad Request: Bad Request: message text is empty');
   });
 
   it('keeps a long body within Telegram’s 4096 characters', async () => {
