@@ -306,7 +306,7 @@ export const evaluationMarker: Plugin = {
 /** What a floor bundle holds: for each client package, the names imported from it. */
 export type FloorSpec = Record<string, string[]>;
 
-// The commands each part of the product sends (lib/store/*-store.ts, lib/lambda/app-secret.ts, lib/lambda/alerts.ts, lib/client/kite-auth.ts).
+// The commands each part of the product sends (lib/store/*-store.ts, lib/lambda/app-secret.ts, lib/notify/sns.ts, lib/client/kite-auth.ts).
 const S3_STORE = ['S3Client', 'GetObjectCommand', 'PutObjectCommand', 'DeleteObjectCommand'];
 const SM_STORE = [
   'SecretsManagerClient',

@@ -12,7 +12,7 @@ import {
   tickAccounts,
 } from '../lib/accounts/tick.ts';
 import { deadlineOf, lambdaContext, log, logger, metrics } from '../lib/lambda/context.ts';
-import { accountRemindersFor, notifyFor } from '../lib/lambda/scheduled-tick.ts';
+import { accountRemindersFor, notifierFor } from '../lib/lambda/scheduled-tick.ts';
 
 export async function scheduledRefresh(
   _event?: unknown,
@@ -27,7 +27,7 @@ export async function scheduledRefresh(
     concurrency: settings.accountConcurrency,
     remind: accountRemindersFor(container),
     verification: { calendar: settings.calendar, readyCheckIst: settings.readyCheckIst },
-    notify: notifyFor(container),
+    notify: notifierFor(container),
     notifyReady: settings.notifyReady,
     deadline: deadlineOf(context),
   });

@@ -2,15 +2,16 @@
 // (compare-and-swap, as for one account), then every account due goes out in one message, each with its own link.
 import type { BrokerConfig } from '../engine/broker-config.ts';
 import type { TradingCalendar } from '../engine/trading-calendar.ts';
-import type { AlertPublisher } from '../lambda/alerts.ts';
 import {
   decideReminder,
+  loginNotice,
   REMINDER_LINK_TTL_MS,
   type ReminderKind,
   readReminderState,
   reminderMessage,
   withReminderState,
 } from '../login/reminders.ts';
+import type { Notice, Notify } from '../notify/notice.ts';
 import { ConflictError } from '../shared/errors.ts';
 import { settleEach } from './concurrency.ts';
 import { loginLinkFor } from './login-link.ts';
@@ -18,7 +19,8 @@ import type { Account } from './registry.ts';
 import type { LoginNeed } from './tick.ts';
 
 export interface AccountRemindersDeps {
-  publish: AlertPublisher;
+  /** Every configured channel; rejects only when none took the notice. */
+  notify: Notify;
   appSecret: string;
   /** LOGIN_STATE_SCOPE: the login callback verifies links with the same. */
   stateScope?: string | undefined;
@@ -34,6 +36,8 @@ interface Claimed {
   kind: ReminderKind;
   subject: string;
   body: string;
+  /** The login link the body writes out. */
+  link: string;
   /** The document as it was, and the version the claim wrote: a failed send gives the claim back. */
   before: BrokerConfig;
   claimedVersion: string;
@@ -74,6 +78,7 @@ async function claim(deps: AccountRemindersDeps, need: LoginNeed, now: Date): Pr
       account: need.account,
       kind: decision.send,
       ...message,
+      link,
       before: config,
       claimedVersion,
       claimedConfig,
@@ -106,22 +111,29 @@ export function combinedMessage(claimed: readonly Claimed[]): { subject: string;
   return { subject, body };
 }
 
+/** combinedMessage as a notice, each account's link a button of its own. */
+export function combinedNotice(claimed: readonly Claimed[]): Notice {
+  return loginNotice(
+    combinedMessage(claimed),
+    claimed.map((c) => ({ account: c.account.name, url: c.link })),
+  );
+}
+
 /**
- * The reminder step of a tick over several accounts: claims every reminder due, publishes one message, and gives
- * every claim back when the message could not be sent.
+ * The reminder step of a tick over several accounts: claims every reminder due, sends one notice on every channel,
+ * and gives every claim back when no channel took it.
  */
 export function remindAccounts(
   deps: AccountRemindersDeps,
-): (needs: LoginNeed[]) => Promise<Map<Account, ReminderKind>> {
-  return async (needs) => {
+): (needs: LoginNeed[], deadline?: number) => Promise<Map<Account, ReminderKind>> {
+  return async (needs, deadline) => {
     const now = (deps.now ?? (() => new Date()))();
     const settled = await settleEach(needs, 4, (need) => claim(deps, need, now));
     const claimed = settled.flatMap((r) => (r.status === 'fulfilled' && r.value ? [r.value] : []));
     const sent = new Map<Account, ReminderKind>();
     if (claimed.length > 0) {
-      const { subject, body } = combinedMessage(claimed);
       try {
-        await deps.publish(subject, body);
+        await deps.notify(combinedNotice(claimed), { deadline });
       } catch (e: unknown) {
         await Promise.all(
           claimed.map((c) =>

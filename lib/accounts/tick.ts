@@ -38,7 +38,7 @@ export interface AccountsTickDeps {
   now?: () => Date;
   deadline?: number | undefined;
   /** Sends the reminders due now for every account that needs a login, in one message; returns the accounts reminded. */
-  remind?: (needs: LoginNeed[]) => Promise<Map<Account, 'first' | 'follow_up'>>;
+  remind?: (needs: LoginNeed[], deadline?: number) => Promise<Map<Account, 'first' | 'follow_up'>>;
   /** Asks Kite about each stored token in trading hours, and runs the ready check. Absent: the clock alone decides. */
   verification?: VerificationSettings | undefined;
   /** Where the ready check's message goes (every configured channel). */
@@ -190,7 +190,7 @@ async function remindAll(deps: AccountsTickDeps, needs: LoginNeed[], results: Ac
       deps.log.warn('A Kite login is needed', { account: need.account.label, reason: need.reason });
     return;
   }
-  const reminded = await deps.remind(needs);
+  const reminded = await deps.remind(needs, deps.deadline);
   for (const need of needs) {
     const sent = reminded.get(need.account);
     if (sent) record(deps.metrics, need.account, 'LoginReminderSent', 1);
@@ -217,7 +217,7 @@ async function tellReadiness(deps: AccountsTickDeps, readies: ReadyResult[]): Pr
   const notice = deps.notify ? readyNotice(readies, deps.notifyReady === true) : undefined;
   if (!notice || !deps.notify) return;
   try {
-    await deps.notify(notice);
+    await deps.notify(notice, { deadline: deps.deadline });
   } catch (e: unknown) {
     deps.log.error('The ready-for-market-open message could not be sent', { error: describeError(e) });
   }

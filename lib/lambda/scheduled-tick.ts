@@ -11,8 +11,10 @@ import { planReminder, readReminderState, withReminderState } from '../login/rem
 import type { Notify } from '../notify/notice.ts';
 import { ConflictError, LoginRequiredError } from '../shared/errors.ts';
 import type { Log } from '../shared/log.ts';
-import type { AlertPublisher } from './alerts.ts';
 import type { LambdaContext } from './context.ts';
+import { notifierFor } from './notifier.ts';
+
+export { notifierFor } from './notifier.ts';
 
 /** Where a tick's metrics go: Powertools' Metrics in Lambda, nowhere in a terminal. */
 export interface MetricsSink {
@@ -26,8 +28,8 @@ export interface TickDeps {
   now?: () => Date;
   /** When this invocation will be stopped (epoch ms), so no renewal starts that could be cut off. */
   deadline?: number | undefined;
-  /** Called when a human login is needed; sends at most the reminders due now. Absent without an alert topic. */
-  remind?: (reason: LoginRequiredError['reason']) => Promise<'first' | 'follow_up' | null>;
+  /** Called when a human login is needed; sends at most the reminders due now. Absent without any channel. */
+  remind?: (reason: LoginRequiredError['reason'], deadline?: number) => Promise<'first' | 'follow_up' | null>;
 }
 
 export interface TickResult {
@@ -72,7 +74,7 @@ async function loginRequired(
   mode: LoginMode,
 ): Promise<TickResult> {
   deps.metrics.addMetric('LoginRequired', 'Count', 1);
-  const reminder = deps.remind ? await deps.remind(reason) : null;
+  const reminder = deps.remind ? await deps.remind(reason, deps.deadline) : null;
   if (reminder) deps.metrics.addMetric('LoginReminderSent', 'Count', 1);
   deps.log.warn(
     mode === 'daily-login'
@@ -86,11 +88,12 @@ async function loginRequired(
 /**
  * The reminder step for a tick that found a human login needed: decides from the document and the clock whether a
  * reminder (08:00 IST) or the follow-up (09:00 IST) is due, claims it in the document with compare-and-swap so
- * two ticks never both send, then publishes the login link. A failed publish gives the claim back.
+ * two ticks never both send, then sends the login link on every channel. When no channel took it, the claim is
+ * given back.
  */
 export function remindByAlert(deps: {
   refresher: Refresher;
-  publish: AlertPublisher;
+  notify: Notify;
   appSecret: string;
   /** LOGIN_STATE_SCOPE: the login callback verifies links with the same. */
   stateScope?: string | undefined;
@@ -100,7 +103,7 @@ export function remindByAlert(deps: {
   calendar?: TradingCalendar | undefined;
   now?: () => Date;
 }): NonNullable<TickDeps['remind']> {
-  return async (reason) => {
+  return async (reason, deadline) => {
     const { config, version } = await deps.refresher.store.read();
     const plan = planReminder({
       config,
@@ -122,7 +125,7 @@ export function remindByAlert(deps: {
       throw e;
     }
     try {
-      await deps.publish(plan.subject, plan.body);
+      await deps.notify(plan.notice, { deadline });
     } catch (e: unknown) {
       await deps.refresher.store
         .write(withReminderState(plan.config, readReminderState(config)), claimed)
@@ -133,29 +136,14 @@ export function remindByAlert(deps: {
   };
 }
 
-let publisher: { topicArn: string; publish: AlertPublisher } | undefined;
-
-/** Publishes to the alert topic; the SNS client loads when a reminder is actually sent, not on every cold start. */
-function alertPublisher(topicArn: string): AlertPublisher {
-  if (publisher?.topicArn !== topicArn) {
-    let publish: AlertPublisher | undefined;
-    publisher = {
-      topicArn,
-      publish: async (subject, message) => {
-        publish ??= (await import('./alerts.ts')).snsPublisher(topicArn);
-        await publish(subject, message);
-      },
-    };
-  }
-  return publisher.publish;
-}
-
-/** The reminder step of a container's ticks: by alert when the settings name a topic, otherwise none. */
-export function reminderFor({ settings, refresher, appSecret }: LambdaContext): TickDeps['remind'] {
-  if (!settings.alertTopicArn) return undefined;
+/** The reminder step of a container's ticks: on every configured channel, or none when no channel is configured. */
+export function reminderFor(context: LambdaContext): TickDeps['remind'] {
+  const notify = notifierFor(context);
+  if (!notify) return undefined;
+  const { settings, refresher, appSecret } = context;
   return remindByAlert({
     refresher,
-    publish: alertPublisher(settings.alertTopicArn),
+    notify,
     appSecret,
     stateScope: settings.stateScope,
     firstAtIst: settings.reminderFirstIst,
@@ -164,18 +152,13 @@ export function reminderFor({ settings, refresher, appSecret }: LambdaContext): 
   });
 }
 
-/** Where notices go: the alert topic when the settings name one. */
-export function notifyFor({ settings }: LambdaContext): Notify | undefined {
-  if (!settings.alertTopicArn) return undefined;
-  const publish = alertPublisher(settings.alertTopicArn);
-  return (notice) => publish(notice.subject, notice.body);
-}
-
-/** The reminder step of a tick over several accounts: one message for all of them, when the settings name a topic. */
-export function accountRemindersFor({ settings, appSecret }: LambdaContext): AccountsTickDeps['remind'] {
-  if (!settings.alertTopicArn) return undefined;
+/** The reminder step of a tick over several accounts: one notice for all of them, when any channel is configured. */
+export function accountRemindersFor(context: LambdaContext): AccountsTickDeps['remind'] {
+  const notify = notifierFor(context);
+  if (!notify) return undefined;
+  const { settings, appSecret } = context;
   return remindAccounts({
-    publish: alertPublisher(settings.alertTopicArn),
+    notify,
     appSecret,
     stateScope: settings.stateScope,
     firstAtIst: settings.reminderFirstIst,

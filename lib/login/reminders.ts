@@ -3,6 +3,7 @@
 import { type BrokerConfig, hasRefreshToken, tokenDigest } from '../engine/broker-config.ts';
 import { formatIst, istDate, istTimeOn, toIsoIst } from '../engine/expiry.ts';
 import { isTradingDay, type TradingCalendar } from '../engine/trading-calendar.ts';
+import type { Notice } from '../notify/notice.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { buildLoginLink, loginRootFor } from './link.ts';
 
@@ -243,10 +244,32 @@ export function reminderMessage(
   return { subject, body };
 }
 
+/**
+ * A login reminder as a notice: the body writes each link out (e-mail and SMS show only the body), and each link is
+ * a button too, "Log in to Kite", or "Log in to Kite (<account>)" when one notice covers several accounts.
+ */
+export function loginNotice(
+  message: { subject: string; body: string },
+  links: ReadonlyArray<{ account?: string | undefined; url: string }>,
+): Notice {
+  const label = (account: string | undefined) =>
+    links.length > 1 && account ? `Log in to Kite (${account})` : 'Log in to Kite';
+  const accounts = links.flatMap((l) => (l.account ? [l.account] : []));
+  return {
+    event: 'login_needed',
+    subject: message.subject,
+    body: message.body,
+    buttons: links.map((l) => ({ label: label(l.account), url: l.url })),
+    ...(accounts.length > 0 ? { accounts } : {}),
+  };
+}
+
 export interface ReminderPlan {
   kind: ReminderKind;
   subject: string;
   body: string;
+  /** Subject, body and the link as a button, for every channel. */
+  notice: Notice;
   /** The login link in the message (fresh signed state). */
   link: string;
   /** The new `login_reminder` value. */
@@ -290,6 +313,7 @@ export function planReminder(
     kind: decision.send,
     subject,
     body,
+    notice: loginNotice({ subject, body }, [{ account: input.config.user_id || undefined, url: link }]),
     link,
     state: decision.state,
     config: withReminderState(input.config, decision.state),

@@ -27,4 +27,9 @@ export interface Notice {
  * Sends a notice on every configured channel. Resolves when at least one channel delivered it (or none is
  * configured); rejects only when every configured channel failed, so a caller can give back what it claimed.
  */
-export type Notify = (notice: Notice) => Promise<void>;
+export type Notify = (notice: Notice, options?: NotifyOptions) => Promise<void>;
+
+export interface NotifyOptions {
+  /** Epoch ms (the invocation's end, less a margin): no channel waits out a 429 or retries past it. */
+  deadline?: number | undefined;
+}

@@ -134,6 +134,23 @@ export class TokenNotStoredError extends AppError {
   }
 }
 
+/**
+ * A notification channel (Telegram, a chat webhook, SNS) did not take a message. The message names the channel and
+ * the HTTP status or errno only: a bot token travels in Telegram's URL path and a webhook URL is a credential, so
+ * neither the URL nor the fetch error that would quote it is kept, not even as `cause`.
+ */
+export class NotifyError extends AppError {
+  override name = 'NotifyError';
+  readonly channel: string;
+  /** The HTTP status the channel answered; undefined when it could not be reached. */
+  readonly status: number | undefined;
+  constructor(message: string, options: { channel: string; status?: number; retryable: boolean }) {
+    super(message, { retryable: options.retryable });
+    this.channel = options.channel;
+    this.status = options.status;
+  }
+}
+
 /** Kite refused this token as dead: 403 TokenException. A 403 page from anything in between, or a
  *  PermissionException (an API the app is not subscribed to), is not a dead token. */
 export function isTokenRejected(e: unknown): e is KiteApiError {

@@ -55,6 +55,11 @@ const TRADER_B = 'arn:aws:iam::123456789012:role/trader-b';
 const TRADING_HOLIDAYS = '2026-01-26,2026-03-03';
 const SPECIAL_SESSIONS = '2026-11-08';
 const READY_CHECK_IST = '08:45';
+const TELEGRAM_SECRET = 'kite-token-refresh/dev/telegram';
+const WEBHOOK_SECRET = 'team-chat/webhook';
+/** The ARN of a secret by name, as the channel policies write it: any of the six characters AWS appends. */
+const secretArnText = (name: string) =>
+  `arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${name}-??????`;
 
 // ---- evaluating the template as CloudFormation would --------------------------------------------------------
 
@@ -951,6 +956,19 @@ describe('serverless template (storeKind=s3, defaults)', () => {
     );
   });
 
+  it('names no channel secret and grants no read of one when telegramSecretName and webhookSecretName are unset', () => {
+    const { t } = s3DefaultTemplate();
+    for (const { logicalId } of Object.values(FUNCTIONS)) {
+      const env = envOf(t, logicalId);
+      expect('TELEGRAM_SECRET_ID' in env || 'WEBHOOK_SECRET_ID' in env, logicalId).toBe(false);
+      expect(grants(t, roleOf(t, logicalId)).get('secretsmanager:GetSecretValue'), logicalId).toEqual([
+        '<KiteAppSecret>',
+      ]);
+    }
+    expect(t.Resources.TelegramSecretAccessPolicy).toBeUndefined();
+    expect(t.Resources.WebhookSecretAccessPolicy).toBeUndefined();
+  });
+
   commonChecks(s3DefaultTemplate);
 });
 
@@ -1033,6 +1051,8 @@ describe('serverless template (storeKind=s3, kmsKeyArn, onDemandInvokers)', () =
       specialSessions: SPECIAL_SESSIONS,
       readyCheckIst: READY_CHECK_IST,
       notifyReady: 'true',
+      telegramSecretName: TELEGRAM_SECRET,
+      webhookSecretName: WEBHOOK_SECRET,
     });
   }, PACKAGE_TIMEOUT);
 
@@ -1046,6 +1066,64 @@ describe('serverless template (storeKind=s3, kmsKeyArn, onDemandInvokers)', () =
       READY_CHECK_IST: '09:01',
       NOTIFY_READY: 'false',
     });
+  });
+
+  it('names the channel secrets to the scheduled function only, and lets it read exactly those', () => {
+    const { t } = s3KmsTemplate();
+    const scheduled = FUNCTIONS.scheduledRefresh.logicalId;
+    expect(envOf(t, scheduled)).toMatchObject({
+      TELEGRAM_SECRET_ID: TELEGRAM_SECRET,
+      WEBHOOK_SECRET_ID: WEBHOOK_SECRET,
+    });
+    const role = roleOf(t, scheduled);
+    const channelStatements = identityStatements(t)
+      .filter(
+        ({ statement }) => statement.Sid === 'TelegramSecretRead' || statement.Sid === 'WebhookSecretRead',
+      )
+      .map(({ role: r, statement }) => ({ role: r, statement }));
+    expect(channelStatements).toEqual([
+      {
+        role,
+        statement: {
+          Sid: 'TelegramSecretRead',
+          Effect: 'Allow',
+          Action: ['secretsmanager:GetSecretValue'],
+          Resource: [
+            {
+              'Fn::Sub': `arn:\${AWS::Partition}:secretsmanager:\${AWS::Region}:\${AWS::AccountId}:secret:${TELEGRAM_SECRET}-??????`,
+            },
+          ],
+        },
+      },
+      {
+        role,
+        statement: {
+          Sid: 'WebhookSecretRead',
+          Effect: 'Allow',
+          Action: ['secretsmanager:GetSecretValue'],
+          Resource: [
+            {
+              'Fn::Sub': `arn:\${AWS::Partition}:secretsmanager:\${AWS::Region}:\${AWS::AccountId}:secret:${WEBHOOK_SECRET}-??????`,
+            },
+          ],
+        },
+      },
+    ]);
+    expect(grants(t, role).get('secretsmanager:GetSecretValue')?.sort()).toEqual(
+      ['<KiteAppSecret>', secretArnText(TELEGRAM_SECRET), secretArnText(WEBHOOK_SECRET)].sort(),
+    );
+    for (const { logicalId } of [FUNCTIONS.onDemandRefresh, FUNCTIONS.loginCallback]) {
+      const env = envOf(t, logicalId);
+      expect('TELEGRAM_SECRET_ID' in env || 'WEBHOOK_SECRET_ID' in env, logicalId).toBe(false);
+      expect(grants(t, roleOf(t, logicalId)).get('secretsmanager:GetSecretValue'), logicalId).toEqual([
+        '<KiteAppSecret>',
+      ]);
+    }
+    // Whatever kmsKeyArn says, the channel secrets are read with the Secrets Manager service key.
+    const keyStatements = identityStatements(t).filter(({ statement }) =>
+      list(statement.Action).includes('kms:Decrypt'),
+    );
+    expect(JSON.stringify(keyStatements)).not.toContain('secretsmanager');
   });
 
   it('passes the tradingHolidays and specialSessions parameters to every function, empty by default', () => {

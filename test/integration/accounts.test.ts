@@ -16,6 +16,7 @@ import { metrics, resetLambdaContext } from '../../lib/lambda/context.ts';
 import { loginStateKey, verifyLoginState } from '../../lib/login/state.ts';
 import type { OnDemandResponse } from '../../lib/shared/on-demand-response.ts';
 import { type SnsEmulator, startSnsEmulator } from '../../testing/sns-server.ts';
+import { startWebhookEmulator, type WebhookEmulator } from '../../testing/webhook-server.ts';
 import { leakedTokens, type SandboxFixture, seedConfig, startSandbox } from '../support/fixtures.ts';
 import { lambdaContextFor } from '../support/lambda-context.ts';
 import { BUCKET, type CloudStores, endpointEnv, startCloud } from '../support/stores.ts';
@@ -28,6 +29,7 @@ type Name = keyof typeof USERS;
 
 let cloud: CloudStores;
 let sns: SnsEmulator;
+let hooks: WebhookEmulator;
 let topicArn: string;
 let kite: Record<Name, SandboxFixture>;
 let output = '';
@@ -69,11 +71,12 @@ function useAccounts(uri: string, extra: Record<string, string> = {}): void {
 beforeAll(async () => {
   cloud = await startCloud();
   sns = await startSnsEmulator();
+  hooks = await startWebhookEmulator();
   topicArn = sns.createTopic('kite-token-alerts');
 });
 
 afterAll(async () => {
-  await Promise.all([cloud.close(), sns.close()]);
+  await Promise.all([cloud.close(), sns.close(), hooks.close()]);
 });
 
 beforeEach(async () => {
@@ -209,6 +212,56 @@ describe('scheduled tick over several accounts', () => {
 
     await scheduled();
     expect(sns.published).toHaveLength(1);
+  });
+});
+
+describe('reminders over several accounts on a webhook', () => {
+  beforeEach(() => {
+    hooks.reset();
+    cloud.sm.createSecret(
+      'kite-webhook',
+      JSON.stringify({ url: `${hooks.url}/hook/accounts`, format: 'json' }),
+    );
+    vi.setSystemTime(new Date('2026-03-03T08:01:00+05:30'));
+    seedPrefix({
+      alice: accountConfig('alice', 'expired', { refresh_token: '' }),
+      bob: accountConfig('bob', 'fresh', { refresh_token: '' }),
+      carol: accountConfig('carol', 'expired', { refresh_token: '' }),
+    });
+  });
+
+  it('sends one notice with a login button per account, each labelled with its account', async () => {
+    useAccounts(PREFIX, { WEBHOOK_SECRET_ID: 'kite-webhook' });
+
+    await scheduled();
+
+    const posts = hooks.postsTo('/hook/accounts');
+    expect(posts).toHaveLength(1);
+    const body = posts[0]?.body as {
+      event: string;
+      accounts: string[];
+      links: Array<{ label: string; url: string }>;
+    };
+    expect(body.event).toBe('login_needed');
+    expect(body.accounts).toEqual(['alice', 'carol']);
+    expect(body.links.map((l) => l.label)).toEqual(['Log in to Kite (alice)', 'Log in to Kite (carol)']);
+    expect(body.links.map((l) => stateAccount(l.url))).toEqual(['alice', 'carol']);
+  });
+
+  it('gives every claim back when the only channel fails, and reminds on the next tick', async () => {
+    useAccounts(PREFIX, { WEBHOOK_SECRET_ID: 'kite-webhook' });
+    hooks.injectFault({ kind: 'not_found', times: 1 });
+
+    await expect(scheduled()).rejects.toMatchObject({
+      name: 'NotifyError',
+      message: 'every notification channel failed: webhook (NotifyError: webhook answered 404 Not Found)',
+    });
+    expect(storedInPrefix('alice')).not.toHaveProperty('login_reminder');
+    expect(storedInPrefix('carol')).not.toHaveProperty('login_reminder');
+
+    await scheduled();
+    expect(hooks.postsTo('/hook/accounts')).toHaveLength(1);
+    expect(storedInPrefix('alice')).toHaveProperty('login_reminder.sent', 1);
   });
 });
 

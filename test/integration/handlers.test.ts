@@ -16,6 +16,7 @@ import { loginStateKey, verifyLoginState } from '../../lib/login/state.ts';
 import { KiteApiError } from '../../lib/shared/errors.ts';
 import { type LambdaEmulator, startLambdaEmulator } from '../../testing/lambda-server.ts';
 import { type SnsEmulator, startSnsEmulator } from '../../testing/sns-server.ts';
+import { startTelegramEmulator, type TelegramEmulator } from '../../testing/telegram-server.ts';
 import { leakedTokens, type SandboxFixture, seedConfig, startSandbox } from '../support/fixtures.ts';
 import { lambdaContextFor } from '../support/lambda-context.ts';
 import {
@@ -30,10 +31,12 @@ import {
 } from '../support/stores.ts';
 
 const APP_SECRET = 'handler-test-app-secret';
+const BOT_TOKEN = '5550001111:AAHandlerTestBotTokenZz9Yy8Xx7Ww6Vv';
 const NOW = new Date('2026-03-02T12:00:00+05:30');
 
 let cloud: CloudStores;
 let sns: SnsEmulator;
+let telegram: TelegramEmulator;
 let lambda: LambdaEmulator;
 let fx: SandboxFixture;
 let topicArn: string;
@@ -53,11 +56,12 @@ beforeAll(async () => {
   cloud = await startCloud();
   sns = await startSnsEmulator();
   lambda = await startLambdaEmulator();
+  telegram = await startTelegramEmulator({ botToken: BOT_TOKEN });
   topicArn = sns.createTopic('kite-token-alerts');
 });
 
 afterAll(async () => {
-  await Promise.all([cloud.close(), sns.close(), lambda.close()]);
+  await Promise.all([cloud.close(), sns.close(), lambda.close(), telegram.close()]);
 });
 
 beforeEach(async () => {
@@ -65,6 +69,7 @@ beforeEach(async () => {
   fx = await startSandbox({ apiSecret: APP_SECRET });
   cloud.sm.reset();
   cloud.sm.createSecret('kite-app', JSON.stringify({ api_secret: APP_SECRET }));
+  telegram.reset();
   Object.assign(process.env, endpointEnv(cloud), {
     AWS_ENDPOINT_URL_SNS: sns.endpoint,
     AWS_ENDPOINT_URL_LAMBDA: lambda.endpoint,
@@ -84,6 +89,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   expect(leakedTokens(fx.sandbox, output)).toEqual([]);
+  expect(output).not.toContain(BOT_TOKEN.slice(11));
   vi.restoreAllMocks();
   vi.useRealTimers();
   process.env = { ...saved };
@@ -242,6 +248,90 @@ describe('scheduled-refresh handler without a refresh token', () => {
     vi.setSystemTime(new Date('2026-03-03T10:01:00+05:30'));
     expect(await scheduled()).toMatchObject({ status: 'fresh', mode: 'daily-login', verified: 'valid' });
     expect(sns.published).toHaveLength(3);
+    sns.published.length = 0;
+  });
+});
+
+describe('scheduled-refresh handler with Telegram', () => {
+  beforeEach(() => {
+    cloud.sm.createSecret('kite-telegram', JSON.stringify({ bot_token: BOT_TOKEN, chat_id: 424242 }));
+    Object.assign(process.env, { TELEGRAM_SECRET_ID: 'kite-telegram', TELEGRAM_API_URL: telegram.url });
+    sns.published.length = 0;
+  });
+
+  it('sends the login reminder to Telegram alone, the login link as a button, when no alert topic is set', async () => {
+    delete process.env.ALERT_TOPIC_ARN;
+    resetLambdaContext();
+    vi.setSystemTime(new Date('2026-03-03T08:01:00+05:30'));
+    seed(seedConfig(fx.sandbox, 'expired', { refresh_token: '', user_id: 'XX0000' }));
+
+    const result = await scheduled();
+
+    expect(result).toMatchObject({ status: 'login_required', reminder: 'first' });
+    expect(sns.published).toHaveLength(0);
+    expect(telegram.messages).toHaveLength(1);
+    const [message] = telegram.messages;
+    expect(message?.chatId).toBe(424242);
+    expect(message?.text.startsWith('Kite login needed for XX0000\n\n')).toBe(true);
+    const [[button] = []] = message?.keyboard ?? [];
+    expect(button?.text).toBe('Log in to Kite');
+    expect(button?.url).toContain(`${fx.sandbox.url}/connect/login?v=3&api_key=`);
+    expect(message?.text).toContain(button?.url);
+  });
+
+  it('reminds on SNS while Telegram refuses, and counts NotifyFailed for Telegram', async () => {
+    resetLambdaContext();
+    vi.setSystemTime(new Date('2026-03-03T08:01:00+05:30'));
+    seed(seedConfig(fx.sandbox, 'expired', { refresh_token: '', user_id: 'XX0000' }));
+    telegram.injectFault({ kind: 'unauthorized', times: 1 });
+
+    const result = await scheduled();
+
+    expect(result).toMatchObject({ status: 'login_required', reminder: 'first' });
+    expect(sns.published).toHaveLength(1);
+    expect(telegram.messages).toHaveLength(0);
+    expect(output).toMatch(/"NotifyFailed"/);
+    expect(output).toMatch(/"Channel":"telegram"/);
+    expect(output).toContain('Telegram answered 401 Unauthorized');
+    sns.published.length = 0;
+  });
+
+  it('does not wait out a Telegram 429 past the invocation’s end, and still reminds on SNS', async () => {
+    resetLambdaContext();
+    vi.setSystemTime(new Date('2026-03-03T08:01:00+05:30'));
+    seed(seedConfig(fx.sandbox, 'expired', { refresh_token: '', user_id: 'XX0000' }));
+    telegram.injectFault({ kind: 'rate_limit', times: 1, retryAfter: 5 });
+    const started = performance.now();
+
+    const result = await scheduledHandler({ source: 'aws.events' }, lambdaContextFor('scheduled', 4_000));
+
+    expect(result).toMatchObject({ status: 'login_required', reminder: 'first' });
+    expect(performance.now() - started).toBeLessThan(3_000);
+    expect(telegram.requests.map((q) => q.status)).toEqual([429]);
+    expect(sns.published).toHaveLength(1);
+    expect(output).toContain('Telegram answered 429 Too Many Requests');
+    sns.published.length = 0;
+  });
+
+  it('gives the reminder claim back when every channel fails, so the next tick reminds again', async () => {
+    resetLambdaContext();
+    vi.setSystemTime(new Date('2026-03-03T08:01:00+05:30'));
+    const config = seedConfig(fx.sandbox, 'expired', { refresh_token: '', user_id: 'XX0000' });
+    seed(config);
+    // The SDK tries a 500 three times, and Telegram's channel a 502 three times: all of them fail.
+    sns.injectFault({ times: 3, status: 500, code: 'InternalError' });
+    telegram.injectFault({ kind: 'server_error', times: 3 });
+
+    await expect(scheduled()).rejects.toMatchObject({
+      name: 'NotifyError',
+      message: expect.stringContaining('every notification channel failed'),
+    });
+    expect((await storeOn(cloud, 's3').read()).config).not.toHaveProperty('login_reminder');
+
+    expect(await scheduled()).toMatchObject({ status: 'login_required', reminder: 'first' });
+    expect(sns.published).toHaveLength(1);
+    expect(telegram.messages).toHaveLength(1);
+    expect((await storeOn(cloud, 's3').read()).config).toHaveProperty('login_reminder.sent', 1);
     sns.published.length = 0;
   });
 });

@@ -4,6 +4,7 @@ import { formatIst } from '../../lib/engine/expiry.ts';
 import { parseTradingCalendar } from '../../lib/engine/trading-calendar.ts';
 import {
   decideReminder,
+  loginNotice,
   planReminder,
   type ReminderInput,
   readReminderState,
@@ -332,5 +333,47 @@ describe('planReminder', () => {
     const plan = planReminder({ config, now: ist('2025-11-07', '08:01'), appSecret: APP_SECRET });
     expect(`${plan?.subject} ${plan?.body}`).not.toContain(config.api_secret);
     expect(`${plan?.subject} ${plan?.body}`).not.toContain(APP_SECRET);
+  });
+});
+
+describe('loginNotice', () => {
+  const message = { subject: 'Kite login needed', body: 'Log in here:\nhttps://kite.example/one' };
+
+  it('makes the link a "Log in to Kite" button and keeps it written out in the body', () => {
+    const notice = loginNotice(message, [{ account: 'XX0000', url: 'https://kite.example/one' }]);
+
+    expect(notice).toEqual({
+      event: 'login_needed',
+      subject: 'Kite login needed',
+      body: message.body,
+      buttons: [{ label: 'Log in to Kite', url: 'https://kite.example/one' }],
+      accounts: ['XX0000'],
+    });
+  });
+
+  it('names the account on each button when one notice covers several', () => {
+    const notice = loginNotice(message, [
+      { account: 'alice', url: 'https://kite.example/a' },
+      { account: 'carol', url: 'https://kite.example/c' },
+    ]);
+
+    expect(notice.buttons?.map((b) => b.label)).toEqual(['Log in to Kite (alice)', 'Log in to Kite (carol)']);
+    expect(notice.accounts).toEqual(['alice', 'carol']);
+  });
+
+  it('is what planReminder sends: the plan’s subject, body and link', () => {
+    const plan = planReminder({
+      config: dailyLogin(),
+      now: ist('2025-11-07', '08:01'),
+      appSecret: APP_SECRET,
+    });
+
+    expect(plan?.notice).toEqual({
+      event: 'login_needed',
+      subject: plan?.subject,
+      body: plan?.body,
+      buttons: [{ label: 'Log in to Kite', url: plan?.link }],
+      accounts: ['XX0000'],
+    });
   });
 });
