@@ -12,7 +12,7 @@ import {
   tickAccounts,
 } from '../lib/accounts/tick.ts';
 import { deadlineOf, lambdaContext, log, logger, metrics } from '../lib/lambda/context.ts';
-import { accountRemindersFor, notifierFor } from '../lib/lambda/scheduled-tick.ts';
+import { accountRemindersFor, notifierFor } from '../lib/lambda/notifier.ts';
 
 export async function scheduledRefresh(
   _event?: unknown,

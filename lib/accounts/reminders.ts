@@ -3,18 +3,15 @@
 import type { BrokerConfig } from '../engine/broker-config.ts';
 import type { TradingCalendar } from '../engine/trading-calendar.ts';
 import {
-  decideReminder,
   loginNotice,
-  REMINDER_LINK_TTL_MS,
+  planReminder,
   type ReminderKind,
   readReminderState,
-  reminderMessage,
   withReminderState,
 } from '../login/reminders.ts';
 import type { Notice, Notify } from '../notify/notice.ts';
 import { ConflictError } from '../shared/errors.ts';
 import { settleEach } from './concurrency.ts';
-import { loginLinkFor } from './login-link.ts';
 import type { Account } from './registry.ts';
 import type { LoginNeed } from './tick.ts';
 
@@ -47,41 +44,31 @@ interface Claimed {
 async function claim(deps: AccountRemindersDeps, need: LoginNeed, now: Date): Promise<Claimed | null> {
   const { store } = need.account.refresher;
   const { config, version } = await store.read();
-  const decision = decideReminder({
+  const plan = planReminder({
     config,
     now,
     firstAtIst: deps.firstAtIst,
-    calendar: deps.calendar,
     followUpAtIst: deps.followUpAtIst,
+    calendar: deps.calendar,
     renewalRejected: need.reason === 'refresh_token_rejected',
     tokenRejected: need.reason === 'access_token_rejected',
-  });
-  if (!decision.send || !decision.state) return null;
-  const link = loginLinkFor(need.account.linkAccount, config, {
     appSecret: deps.appSecret,
-    scope: deps.stateScope,
-    now,
-    ttlMs: REMINDER_LINK_TTL_MS,
+    stateScope: deps.stateScope,
+    account: need.account.linkAccount,
   });
-  const expiry = config.access_token_expires_at ? new Date(config.access_token_expires_at) : undefined;
-  const message = reminderMessage(link, decision.send, {
-    now,
-    userId: config.user_id,
-    expiresAt: expiry && !Number.isNaN(expiry.getTime()) ? expiry : undefined,
-    problem: decision.problem,
-    linkExpiresAt: new Date(now.getTime() + REMINDER_LINK_TTL_MS),
-  });
-  const claimedConfig = withReminderState(config, decision.state);
+  if (!plan) return null;
   try {
-    const claimedVersion = await store.write(claimedConfig, version);
+    const claimedVersion = await store.write(plan.config, version);
+    const { kind, subject, body, link } = plan;
     return {
       account: need.account,
-      kind: decision.send,
-      ...message,
+      kind,
+      subject,
+      body,
       link,
       before: config,
       claimedVersion,
-      claimedConfig,
+      claimedConfig: plan.config,
     };
   } catch (e: unknown) {
     // Someone else changed the document (a login, another tick): the next tick decides again.

@@ -1,5 +1,7 @@
 // The container's notifier: every channel its settings configure, built once per cold start (channel code, clients
 // and secrets load with the first notice). Reminders and the market-open check speak through it.
+import { remindAccounts } from '../accounts/reminders.ts';
+import type { AccountsTickDeps } from '../accounts/tick.ts';
 import { configuredChannels } from '../notify/channels.ts';
 import type { Notify } from '../notify/notice.ts';
 import { fanOut } from '../notify/notify.ts';
@@ -17,4 +19,19 @@ export function notifierFor(context: LambdaContext): Notify | undefined {
     };
   }
   return cached.notify;
+}
+
+/** The tick's reminder step: one notice for every account due, when any channel is configured. */
+export function accountRemindersFor(context: LambdaContext): AccountsTickDeps['remind'] {
+  const notify = notifierFor(context);
+  if (!notify) return undefined;
+  const { settings, appSecret } = context;
+  return remindAccounts({
+    notify,
+    appSecret,
+    stateScope: settings.stateScope,
+    firstAtIst: settings.reminderFirstIst,
+    followUpAtIst: settings.reminderFollowUpIst,
+    calendar: settings.calendar,
+  });
 }

@@ -289,6 +289,8 @@ export function planReminder(
     linkTtlMs?: number;
     /** The deployment's state scope (LOGIN_STATE_SCOPE): the same the login callback verifies with. */
     stateScope?: string | undefined;
+    /** The account the link names (Account.linkAccount); undefined for a single document. */
+    account?: string | undefined;
   },
 ): ReminderPlan | null {
   const decision = decideReminder(input);
@@ -301,6 +303,7 @@ export function planReminder(
     loginRoot: input.loginRoot ?? loginRootFor(input.config),
     ttlMs,
     scope: input.stateScope,
+    ...(input.account ? { account: input.account } : {}),
   });
   const { subject, body } = reminderMessage(link, decision.send, {
     now: input.now,
