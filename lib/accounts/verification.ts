@@ -36,6 +36,12 @@ export interface KiteCheck {
   ready: { ready: boolean; why: string } | undefined;
 }
 
+/**
+ * Kite's retries for one verification: a hanging Kite costs an account at most this much per tick (the next tick asks
+ * again), so a tick over many accounts stays inside the function's 60 s.
+ */
+export const VERIFY_BUDGET_MS = 8_000;
+
 interface CheckDeps {
   settings: VerificationSettings;
   log: Log;
@@ -171,7 +177,9 @@ export async function checkWithKite(
   const readyCheck = readyCheckDue(outcome.config, deps.now, calendar, readyCheckIst);
   const unasked = await withoutAsking(deps, account, outcome, readyCheck);
   if (unasked) return unasked;
-  const verdict = await verifyToken(account.refresher.kiteFor(outcome.config), outcome.config.api_secret);
+  const verdict = await verifyToken(account.refresher.kiteFor(outcome.config), outcome.config.api_secret, {
+    budgetMs: VERIFY_BUDGET_MS,
+  });
   const replaced =
     verdict.verdict === 'dead'
       ? await replaceRefused(deps, account, outcome)

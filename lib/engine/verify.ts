@@ -20,11 +20,18 @@ export interface VerifyDeps {
   kiteFor: (config: BrokerConfig) => KiteClient;
 }
 
-/** Kite's verdict on a token. Never throws for Kite's sake; messages never carry the token. */
-export async function verifyToken(kite: KiteClient, accessToken: string): Promise<TokenVerdict> {
+/**
+ * Kite's verdict on a token. Never throws for Kite's sake; messages never carry the token. `budgetMs` bounds the
+ * retries (a scheduled tick over many accounts must not spend Kite's whole 20 s on each).
+ */
+export async function verifyToken(
+  kite: KiteClient,
+  accessToken: string,
+  options: { budgetMs?: number } = {},
+): Promise<TokenVerdict> {
   if (!accessToken) return { verdict: 'dead', reason: 'no access token is stored' };
   try {
-    const profile = await kite.getProfile(accessToken);
+    const profile = await kite.getProfile(accessToken, options);
     return { verdict: 'valid', userId: profile.userId };
   } catch (e: unknown) {
     if (isTokenRejected(e)) return { verdict: 'dead', reason: `Kite rejected the token (${e.message})` };

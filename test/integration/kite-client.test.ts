@@ -363,6 +363,21 @@ describe('KiteClient', () => {
     expect(Date.now() - started).toBeLessThan(1000);
   });
 
+  it('asks about a profile within a shorter budget when the caller gives one, never a longer one', async () => {
+    sandbox.hang('GET /user/profile', 100);
+    const kite = client({ timeoutMs: 5000, retry: { totalBudgetMs: 20_000 } });
+    const started = Date.now();
+
+    const error = await rejection(kite.getProfile('whatever-token', { budgetMs: 150 }));
+
+    expect(error).toMatchObject({ timedOut: true });
+    expect(Date.now() - started).toBeLessThan(1000);
+    const short = client({ timeoutMs: 100, retry: { maxAttempts: 50, totalBudgetMs: 250 } });
+    const startedShort = Date.now();
+    await rejection(short.getProfile('whatever-token', { budgetMs: 60_000 }));
+    expect(Date.now() - startedShort).toBeLessThan(600);
+  });
+
   it('keeps an earlier lost response as the cause when the retry finds the refresh token used up', async () => {
     const seed = sandbox.mintSession();
     sandbox.dropNextResponse('POST /session/refresh_token', 1);
