@@ -12,7 +12,7 @@ import {
   tickAccounts,
 } from '../lib/accounts/tick.ts';
 import { deadlineOf, lambdaContext, log, logger, metrics } from '../lib/lambda/context.ts';
-import { accountRemindersFor, notifierFor } from '../lib/lambda/notifier.ts';
+import { accountRemindersFor, notifierFor, statusLinkFor } from '../lib/lambda/notifier.ts';
 
 export async function scheduledRefresh(
   _event?: unknown,
@@ -29,6 +29,7 @@ export async function scheduledRefresh(
     verification: { calendar: settings.calendar, readyCheckIst: settings.readyCheckIst },
     notify: notifierFor(container),
     notifyReady: settings.notifyReady,
+    statusLink: statusLinkFor(container),
     deadline: deadlineOf(context),
   });
   if (!container.accounts.single) return tick;

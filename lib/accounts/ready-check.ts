@@ -3,6 +3,7 @@
 import { tokenSourceOf } from '../engine/broker-config.ts';
 import { formatIst } from '../engine/expiry.ts';
 import type { RefreshOutcome } from '../engine/refresh-engine.ts';
+import { STATUS_BUTTON_LABEL, statusLines } from '../login/reminders.ts';
 import type { Notice } from '../notify/notice.ts';
 
 export interface ReadyResult {
@@ -31,10 +32,17 @@ function line(r: ReadyResult): string {
 
 /**
  * The ready check's notice: "not ready" naming each account that is not (with why and what to do), or, when every
- * account is ready and `notifyReady` is set, "ready". Undefined when there is nothing to say.
+ * account is ready and `notifyReady` is set, "ready". Undefined when there is nothing to say. A status link (a
+ * signed link to the status page) adds a "Status:" line and a "Status page" button.
  */
-export function readyNotice(results: readonly ReadyResult[], notifyReady: boolean): Notice | undefined {
+export function readyNotice(
+  results: readonly ReadyResult[],
+  notifyReady: boolean,
+  statusLink?: string,
+): Notice | undefined {
   if (results.length === 0) return undefined;
+  const status = statusLines(statusLink);
+  const buttons = statusLink ? { buttons: [{ label: STATUS_BUTTON_LABEL, url: statusLink }] } : {};
   const notReady = results.filter((r) => !r.ready);
   const accounts = results.map((r) => r.account);
   const lines = results.map(line);
@@ -52,7 +60,9 @@ export function readyNotice(results: readonly ReadyResult[], notifyReady: boolea
         needsLogin
           ? 'Log in with the link in the login reminder, or from a terminal: kite-token login-url'
           : 'Check with: kite-token verify (it asks Kite about the stored token)',
+        ...status,
       ].join('\n'),
+      ...buttons,
       accounts,
     };
   }
@@ -63,7 +73,8 @@ export function readyNotice(results: readonly ReadyResult[], notifyReady: boolea
       results.length === 1
         ? 'Ready for market open'
         : `Ready for market open: all ${results.length} Kite accounts`,
-    body: lines.join('\n'),
+    body: [...lines, ...status].join('\n'),
+    ...buttons,
     accounts,
   };
 }

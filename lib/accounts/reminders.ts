@@ -7,6 +7,7 @@ import {
   planReminder,
   type ReminderKind,
   readReminderState,
+  statusLines,
   withReminderState,
 } from '../login/reminders.ts';
 import type { Notice, Notify } from '../notify/notice.ts';
@@ -25,6 +26,8 @@ export interface AccountRemindersDeps {
   followUpAtIst: string;
   /** TRADING_HOLIDAYS and SPECIAL_SESSIONS: no reminders on a closed day. */
   calendar?: TradingCalendar | undefined;
+  /** A fresh signed status page link for the message (STATUS_PAGE_URL set); undefined: no status line. */
+  statusLink?: ((now: Date) => string) | undefined;
   now?: () => Date;
 }
 
@@ -77,15 +80,22 @@ async function claim(deps: AccountRemindersDeps, need: LoginNeed, now: Date): Pr
   }
 }
 
-/** One message for every account due: the subject counts them, the body has a section (and a link) per account. */
-export function combinedMessage(claimed: readonly Claimed[]): { subject: string; body: string } {
+/**
+ * One message for every account due: the subject counts them, the body has a section (and a link) per account,
+ * and one "Status:" line at the end when there is a status link.
+ */
+export function combinedMessage(
+  claimed: readonly Claimed[],
+  statusLink?: string,
+): { subject: string; body: string } {
   const only = claimed[0];
+  const status = ['', ...statusLines(statusLink)].join('\n');
   // A single-document deployment's reminder reads as it always has; an account of several is named.
   if (claimed.length === 1 && only) {
     const named = only.account.linkAccount !== undefined;
     return {
       subject: only.subject,
-      body: named ? `Account ${only.account.name}\n\n${only.body}` : only.body,
+      body: `${named ? `Account ${only.account.name}\n\n${only.body}` : only.body}${status}`,
     };
   }
   const subject = `Kite login needed for ${claimed.length} accounts`;
@@ -95,14 +105,15 @@ export function combinedMessage(claimed: readonly Claimed[]): { subject: string;
         `=== Account ${c.account.name}${c.account.userId ? ` (${c.account.userId})` : ''} ===\n\n${c.body}`,
     )
     .join('\n\n');
-  return { subject, body };
+  return { subject, body: `${body}${status}` };
 }
 
-/** combinedMessage as a notice, each account's link a button of its own. */
-export function combinedNotice(claimed: readonly Claimed[]): Notice {
+/** combinedMessage as a notice, each account's link a button of its own, then the status page's. */
+export function combinedNotice(claimed: readonly Claimed[], statusLink?: string): Notice {
   return loginNotice(
-    combinedMessage(claimed),
+    combinedMessage(claimed, statusLink),
     claimed.map((c) => ({ account: c.account.name, url: c.link })),
+    statusLink,
   );
 }
 
@@ -120,7 +131,7 @@ export function remindAccounts(
     const sent = new Map<Account, ReminderKind>();
     if (claimed.length > 0) {
       try {
-        await deps.notify(combinedNotice(claimed), { deadline });
+        await deps.notify(combinedNotice(claimed, deps.statusLink?.(now)), { deadline });
       } catch (e: unknown) {
         await Promise.all(
           claimed.map((c) =>

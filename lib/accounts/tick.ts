@@ -45,6 +45,8 @@ export interface AccountsTickDeps {
   notify?: Notify | undefined;
   /** NOTIFY_READY: say "ready for market open" too, not only "not ready". */
   notifyReady?: boolean;
+  /** A fresh signed status page link for the ready check's message (STATUS_PAGE_URL set). */
+  statusLink?: ((now: Date) => string) | undefined;
 }
 
 /** One account's part of the tick: as a single-account tick's result, and which account. */
@@ -214,7 +216,10 @@ async function tellReadiness(deps: AccountsTickDeps, readies: ReadyResult[]): Pr
     if (r.ready) deps.log.info('Ready for market open', fields);
     else deps.log.warn('NOT ready for market open', fields);
   }
-  const notice = deps.notify ? readyNotice(readies, deps.notifyReady === true) : undefined;
+  const now = deps.now ?? (() => new Date());
+  const notice = deps.notify
+    ? readyNotice(readies, deps.notifyReady === true, deps.statusLink?.(now()))
+    : undefined;
   if (!notice || !deps.notify) return;
   try {
     await deps.notify(notice, { deadline: deps.deadline });

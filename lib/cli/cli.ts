@@ -28,6 +28,9 @@ Commands:
                                           Print a Kite login link (works once, for 10 minutes) for the daily login
   exchange --request-token TOKEN [--state STATE] [--config LOCATION] [--account NAME] [--stage STAGE]
                                           Store the token of a login whose redirect you copied by hand
+  status-url [--stage STAGE] [--hours N] [--callback-url URL]
+                                          Print a signed link (works 12 hours, or N) to the status page of the
+                                          login callback at URL (default $KITE_REDIRECT_URL)
   demo                                    Run a refresh against the bundled Kite sandbox and a throwaway file
 
 LOCATION is a path, file://…, s3://bucket/key or secretsmanager://<name-or-arn>;
@@ -54,6 +57,8 @@ function parseOptions(argv: string[]) {
         state: { type: 'string' },
         stage: { type: 'string' },
         account: { type: 'string' },
+        hours: { type: 'string' },
+        'callback-url': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -73,6 +78,12 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
   }
 }
 
+function checkStatusUrlOptions(command: string, values: { hours?: string; 'callback-url'?: string }): void {
+  if ((values.hours !== undefined || values['callback-url'] !== undefined) && command !== 'status-url') {
+    throw new InputError('--hours and --callback-url belong to the status-url command');
+  }
+}
+
 async function dispatch(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseOptions(argv);
   const command = positionals[0];
@@ -83,9 +94,10 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
   if (command !== 'exchange' && (values['request-token'] !== undefined || values.state !== undefined)) {
     throw new InputError('--request-token and --state belong to the exchange command');
   }
-  if (values.stage !== undefined && command !== 'exchange' && command !== 'login-url') {
-    throw new InputError('--stage belongs to the login-url and exchange commands');
+  if (values.stage !== undefined && !['exchange', 'login-url', 'status-url'].includes(command)) {
+    throw new InputError('--stage belongs to the login-url, exchange and status-url commands');
   }
+  checkStatusUrlOptions(command, values);
   if (
     values.account !== undefined &&
     !['refresh', 'status', 'verify', 'login-url', 'exchange'].includes(command)
@@ -102,6 +114,8 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
       state: values.state,
       stage: values.stage,
       account: values.account,
+      callbackUrl: values['callback-url'],
+      hours: values.hours,
     },
     io,
   );

@@ -18,6 +18,7 @@ import { EXIT } from './exit.ts';
 import { describeFailure } from './failure.ts';
 import type { CliIo } from './io.ts';
 import { type AccountStatus, formatStatusRows } from './status-rows.ts';
+import { printStatusUrl } from './status-url.ts';
 
 export interface CommandOptions {
   config: string | undefined;
@@ -28,6 +29,9 @@ export interface CommandOptions {
   stage: string | undefined;
   /** The account (its name or user_id) when --config holds several. */
   account: string | undefined;
+  /** status-url: the login callback's URL (--callback-url) and the link's lifetime (--hours). */
+  callbackUrl?: string | undefined;
+  hours?: string | undefined;
 }
 
 export type Command = (options: CommandOptions, io: CliIo) => Promise<number>;
@@ -242,6 +246,9 @@ const exchange: Command = async (options, io) => {
   return EXIT.ok;
 };
 
+const statusUrl: Command = (options, io) =>
+  printStatusUrl({ callbackUrl: options.callbackUrl, hours: options.hours, scope: stateScope(options) }, io);
+
 const demo: Command = async (_options, io) => {
   // The demo and its Kite sandbox load only when asked for.
   const { runDemo } = await import('./demo.ts');
@@ -254,5 +261,6 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   verify,
   'login-url': loginUrl,
   exchange,
+  'status-url': statusUrl,
   demo,
 };

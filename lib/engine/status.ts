@@ -108,3 +108,30 @@ export function formatStatus(s: TokenStatus): string[] {
   if (s.leaseHeldUntil) lines.push(`In progress:   a refresher holds the lease until ${s.leaseHeldUntil}`);
   return lines;
 }
+
+/** Whether an account is ready for market open, as far as the document knows. */
+export interface Readiness {
+  /** ready: unexpired and Kite accepted this very token; unknown: unexpired, Kite not asked about it yet. */
+  state: 'ready' | 'not_ready' | 'unknown';
+  why: string;
+}
+
+/**
+ * Ready when the token has not expired by the clock and Kite's last verdict is about this token and accepted; not
+ * ready without a token, once expired, or when Kite rejected it; unknown while Kite has not been asked about it.
+ */
+export function marketReadiness(s: TokenStatus): Readiness {
+  if (!s.hasAccessToken) return { state: 'not_ready', why: 'no token is stored' };
+  if (s.minutesToExpiry === undefined) return { state: 'not_ready', why: 'the token’s expiry is unknown' };
+  if (s.dueReason === 'expired') return { state: 'not_ready', why: 'the token has expired' };
+  const v = s.verdict;
+  if (!v?.current) return { state: 'unknown', why: 'Kite has not been asked about this token yet' };
+  return v.accepted
+    ? { state: 'ready', why: `Kite accepted the token at ${v.at}` }
+    : { state: 'not_ready', why: `Kite rejected the token at ${v.at}` };
+}
+
+/** Only a login helps: no token, an expired (or undated) one, or one Kite rejected. */
+export function needsLogin(s: TokenStatus): boolean {
+  return marketReadiness(s).state === 'not_ready';
+}

@@ -2,6 +2,7 @@
 // and secrets load with the first notice). Reminders and the market-open check speak through it.
 import { remindAccounts } from '../accounts/reminders.ts';
 import type { AccountsTickDeps } from '../accounts/tick.ts';
+import { buildStatusLink } from '../login/status-link.ts';
 import { configuredChannels } from '../notify/channels.ts';
 import type { Notify } from '../notify/notice.ts';
 import { fanOut } from '../notify/notify.ts';
@@ -21,6 +22,14 @@ export function notifierFor(context: LambdaContext): Notify | undefined {
   return cached.notify;
 }
 
+/** Mints a fresh status page link (12 h) for a morning message; undefined when STATUS_PAGE_URL is not set. */
+export function statusLinkFor(context: LambdaContext): ((now: Date) => string) | undefined {
+  const { settings, appSecret } = context;
+  const page = settings.statusPageUrl;
+  if (!page) return undefined;
+  return (now) => buildStatusLink(page, { appSecret, scope: settings.stateScope, now });
+}
+
 /** The tick's reminder step: one notice for every account due, when any channel is configured. */
 export function accountRemindersFor(context: LambdaContext): AccountsTickDeps['remind'] {
   const notify = notifierFor(context);
@@ -33,5 +42,6 @@ export function accountRemindersFor(context: LambdaContext): AccountsTickDeps['r
     firstAtIst: settings.reminderFirstIst,
     followUpAtIst: settings.reminderFollowUpIst,
     calendar: settings.calendar,
+    statusLink: statusLinkFor(context),
   });
 }

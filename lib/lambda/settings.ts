@@ -58,6 +58,8 @@ export interface LambdaSettings {
   telegramApiUrl: string;
   /** WEBHOOK_SECRET_ID: a secret holding {"url", "format": "slack" | "discord" | "json"}; unset: no webhook. */
   webhookSecretId: string | undefined;
+  /** STATUS_PAGE_URL: the status page (the login callback's URL + "status"); the morning messages link it. */
+  statusPageUrl: string | undefined;
   /** POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE. */
   serviceName: string;
   metricsNamespace: string;
@@ -96,6 +98,13 @@ function buildSchema() {
       DEFAULTS.TELEGRAM_API_URL,
     ),
     WEBHOOK_SECRET_ID: optionalText(),
+    STATUS_PAGE_URL: z.optional(
+      z
+        .string()
+        .check(
+          z.regex(/^((https:\/\/[^\s/?#]+|http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?)\/[^\s?#]*)?$/),
+        ),
+    ),
     // Checked date by date below, so the message can name the entry that is wrong.
     TRADING_HOLIDAYS: optionalText(),
     SPECIAL_SESSIONS: optionalText(),
@@ -103,6 +112,9 @@ function buildSchema() {
     POWERTOOLS_METRICS_NAMESPACE: z._default(z.string(), DEFAULTS.POWERTOOLS_METRICS_NAMESPACE),
   });
 }
+
+/** An unset or empty variable is no setting. */
+const orNone = (value: string | undefined): string | undefined => value || undefined;
 
 const fail = (name: string, problem: string) =>
   new ConfigError(`environment variable ${name} ${problem}`, { field: name });
@@ -131,21 +143,22 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): LambdaSettin
   return {
     configUri: s.BROKER_CONFIG_URI,
     accountConcurrency: Number(s.ACCOUNT_CONCURRENCY),
-    kmsKeyId: s.BROKER_CONFIG_KMS_KEY_ID || undefined,
-    expectedBucketOwner: s.BROKER_CONFIG_BUCKET_OWNER || undefined,
-    stateScope: s.LOGIN_STATE_SCOPE || undefined,
+    kmsKeyId: orNone(s.BROKER_CONFIG_KMS_KEY_ID),
+    expectedBucketOwner: orNone(s.BROKER_CONFIG_BUCKET_OWNER),
+    stateScope: orNone(s.LOGIN_STATE_SCOPE),
     allowFirstLoginPin: s.LOGIN_ALLOW_FIRST_PIN === 'true',
     appSecret,
-    alertTopicArn: s.ALERT_TOPIC_ARN || undefined,
+    alertTopicArn: orNone(s.ALERT_TOPIC_ARN),
     windowMs: Number(s.REFRESH_WINDOW_MINUTES) * 60_000,
     reminderFirstIst: s.REMINDER_FIRST_IST,
     reminderFollowUpIst: s.REMINDER_FOLLOW_UP_IST,
     calendar,
     readyCheckIst: s.READY_CHECK_IST,
     notifyReady: s.NOTIFY_READY === 'true',
-    telegramSecretId: s.TELEGRAM_SECRET_ID || undefined,
+    telegramSecretId: orNone(s.TELEGRAM_SECRET_ID),
     telegramApiUrl: s.TELEGRAM_API_URL.replace(/\/$/, ''),
-    webhookSecretId: s.WEBHOOK_SECRET_ID || undefined,
+    webhookSecretId: orNone(s.WEBHOOK_SECRET_ID),
+    statusPageUrl: orNone(s.STATUS_PAGE_URL),
     serviceName: s.POWERTOOLS_SERVICE_NAME,
     metricsNamespace: s.POWERTOOLS_METRICS_NAMESPACE,
   };

@@ -211,7 +211,17 @@ export interface ReminderMessageInfo {
   problem?: TokenProblem | undefined;
   /** Until when the link works. */
   linkExpiresAt?: Date | undefined;
+  /** A signed link to the status page (STATUS_PAGE_URL): written out as a "Status:" line. */
+  statusLink?: string | undefined;
 }
+
+/** The "Status: <link>" line the morning messages end with, after a blank line; none without a link. */
+export function statusLines(statusLink: string | undefined): string[] {
+  return statusLink ? ['', `Status: ${statusLink}`] : [];
+}
+
+/** The status page's button, after the login buttons. */
+export const STATUS_BUTTON_LABEL = 'Status page';
 
 /**
  * Subject and body for the alert topic. The subject is plain ASCII under 100 characters, as SNS requires for
@@ -240,17 +250,20 @@ export function reminderMessage(
     `The link works once, until ${info.linkExpiresAt ? formatIst(info.linkExpiresAt) : 'later today'}. ` +
       `Once you see "Logged in as${account ? ` ${account}` : ' …'}", the token is stored and nothing else is needed.`,
     'From a terminal instead: kite-token login-url',
+    ...statusLines(info.statusLink),
   ].join('\n');
   return { subject, body };
 }
 
 /**
  * A login reminder as a notice: the body writes each link out (e-mail and SMS show only the body), and each link is
- * a button too, "Log in to Kite", or "Log in to Kite (<account>)" when one notice covers several accounts.
+ * a button too, "Log in to Kite", or "Log in to Kite (<account>)" when one notice covers several accounts; a status
+ * link becomes a last "Status page" button.
  */
 export function loginNotice(
   message: { subject: string; body: string },
   links: ReadonlyArray<{ account?: string | undefined; url: string }>,
+  statusLink?: string,
 ): Notice {
   const label = (account: string | undefined) =>
     links.length > 1 && account ? `Log in to Kite (${account})` : 'Log in to Kite';
@@ -259,7 +272,10 @@ export function loginNotice(
     event: 'login_needed',
     subject: message.subject,
     body: message.body,
-    buttons: links.map((l) => ({ label: label(l.account), url: l.url })),
+    buttons: [
+      ...links.map((l) => ({ label: label(l.account), url: l.url })),
+      ...(statusLink ? [{ label: STATUS_BUTTON_LABEL, url: statusLink }] : []),
+    ],
     ...(accounts.length > 0 ? { accounts } : {}),
   };
 }
@@ -291,6 +307,8 @@ export function planReminder(
     stateScope?: string | undefined;
     /** The account the link names (Account.linkAccount); undefined for a single document. */
     account?: string | undefined;
+    /** A signed status page link (STATUS_PAGE_URL) for the message's "Status:" line and button. */
+    statusLink?: string | undefined;
   },
 ): ReminderPlan | null {
   const decision = decideReminder(input);
@@ -311,12 +329,17 @@ export function planReminder(
     expiresAt: parseInstant(input.config.access_token_expires_at),
     problem: decision.problem,
     linkExpiresAt: new Date(input.now.getTime() + ttlMs),
+    statusLink: input.statusLink,
   });
   return {
     kind: decision.send,
     subject,
     body,
-    notice: loginNotice({ subject, body }, [{ account: input.config.user_id || undefined, url: link }]),
+    notice: loginNotice(
+      { subject, body },
+      [{ account: input.config.user_id || undefined, url: link }],
+      input.statusLink,
+    ),
     link,
     state: decision.state,
     config: withReminderState(input.config, decision.state),

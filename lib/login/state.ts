@@ -1,6 +1,7 @@
 // Signed, short-lived login states: the `state` a login link carries through Kite's redirect_params, so the callback
 // can tell a login this service started from one it did not, and which account's document the login is for.
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { derivedKey, signature, signatureMatches } from './signing.ts';
 
 /** How long a login link works when nobody says otherwise: long enough to type a password and a TOTP. */
 export const LOGIN_STATE_TTL_MS = 10 * 60_000;
@@ -17,7 +18,6 @@ const CLOCK_SKEW_MS = 2 * 60_000;
  * The fixed label keeps the derived key useless for anything but login states.
  */
 const STATE_KEY_INFO = 'kite-token-refresh/login-state/v1';
-const SCOPE_SHAPE = /^[A-Za-z0-9._:/-]{1,128}$/;
 
 /**
  * The HMAC key for login states, derived (HKDF-SHA256) from the Kite app secret. `scope` (the deployment's stage,
@@ -25,16 +25,7 @@ const SCOPE_SHAPE = /^[A-Za-z0-9._:/-]{1,128}$/;
  * the app secret. Without a scope the key is the unscoped one every earlier release used.
  */
 export function loginStateKey(appSecret: string, scope?: string): Buffer {
-  if (!appSecret) throw new RangeError('loginStateKey: the Kite app secret is required');
-  if (scope !== undefined && scope !== '' && !SCOPE_SHAPE.test(scope)) {
-    throw new RangeError('loginStateKey: the scope must be 1 to 128 letters, digits or . _ : / -');
-  }
-  const info = scope ? `${STATE_KEY_INFO}/scope=${scope}` : STATE_KEY_INFO;
-  return Buffer.from(hkdfSync('sha256', appSecret, Buffer.alloc(0), info, 32));
-}
-
-function mac(key: Buffer, payload: string): Buffer {
-  return createHmac('sha256', key).update(payload, 'utf8').digest();
+  return derivedKey(appSecret, STATE_KEY_INFO, scope, 'loginStateKey');
 }
 
 /**
@@ -90,7 +81,7 @@ export function createLoginState(
   ];
   if (account !== undefined) fields.push(encodeAccount(account));
   const payload = fields.join('.');
-  return `${payload}.${mac(key, payload).toString('base64url')}`;
+  return `${payload}.${signature(key, payload)}`;
 }
 
 export type LoginStateProblem = 'missing' | 'malformed' | 'bad_signature' | 'expired' | 'from_the_future';
@@ -110,6 +101,38 @@ const STATE_SHAPE = new RegExp(
     '\\.([A-Za-z0-9_-]{43})$',
 );
 
+interface SignedState {
+  issuedAt: number;
+  /** The TTL signed into it, capped at MAX_LOGIN_STATE_TTL_MS. */
+  ttlMs: number;
+  nonce: string;
+  account: string | undefined;
+}
+
+/** A state's fields once its shape and signature check out; why not otherwise. Says nothing about its age. */
+function readSignedState(
+  key: Buffer,
+  state: string | null | undefined,
+): SignedState | { problem: LoginStateProblem } {
+  if (!state) return { problem: 'missing' };
+  const match = STATE_SHAPE.exec(state);
+  if (!match) return { problem: 'malformed' };
+  const [issued = '', ttl = '', nonce = '', encodedAccount] = match[4]
+    ? match.slice(4, 8)
+    : match.slice(1, 4);
+  const payload = state.slice(0, state.lastIndexOf('.'));
+  if (!signatureMatches(key, payload, match[8] ?? '')) return { problem: 'bad_signature' };
+  // Signed, so this service wrote it; the check only keeps a name that is not text from ever reaching a lookup.
+  const account = encodedAccount === undefined ? undefined : decodeAccount(encodedAccount);
+  if (encodedAccount !== undefined && account === undefined) return { problem: 'malformed' };
+  return {
+    issuedAt: Number(issued),
+    ttlMs: Math.min(Number(ttl) * 1000, MAX_LOGIN_STATE_TTL_MS),
+    nonce,
+    account,
+  };
+}
+
 /**
  * Checks a state's signature (constant time) and age. It expires after the TTL signed into it, capped at
  * MAX_LOGIN_STATE_TTL_MS (a longer-lived link from an earlier release lives only that long), or after `maxAgeMs`
@@ -121,25 +144,9 @@ export function verifyLoginState(
   now = new Date(),
   maxAgeMs?: number,
 ): LoginStateCheck {
-  if (!state) return { ok: false, reason: 'missing' };
-  const match = STATE_SHAPE.exec(state);
-  if (!match) return { ok: false, reason: 'malformed' };
-  const [issued = '', ttl = '', nonce = '', encodedAccount] = match[4]
-    ? match.slice(4, 8)
-    : match.slice(1, 4);
-  const signature = match[8] ?? '';
-  const payload = state.slice(0, state.lastIndexOf('.'));
-  // Compared as canonical text: decoding would let several spellings of one MAC through.
-  const given = Buffer.from(signature, 'ascii');
-  const expected = Buffer.from(mac(key, payload).toString('base64url'), 'ascii');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-    return { ok: false, reason: 'bad_signature' };
-  }
-  // Signed, so this service wrote it; the check only keeps a name that is not text from ever reaching a lookup.
-  const account = encodedAccount === undefined ? undefined : decodeAccount(encodedAccount);
-  if (encodedAccount !== undefined && account === undefined) return { ok: false, reason: 'malformed' };
-  const issuedAt = Number(issued);
-  const ttlMs = Math.min(Number(ttl) * 1000, MAX_LOGIN_STATE_TTL_MS);
+  const signed = readSignedState(key, state);
+  if ('problem' in signed) return { ok: false, reason: signed.problem };
+  const { issuedAt, ttlMs, nonce, account } = signed;
   const age = now.getTime() - issuedAt;
   if (age < -CLOCK_SKEW_MS) return { ok: false, reason: 'from_the_future' };
   const limit = Math.min(ttlMs, maxAgeMs ?? ttlMs);
@@ -151,4 +158,25 @@ export function verifyLoginState(
     nonce,
   };
   return account === undefined ? verified : { ...verified, account };
+}
+
+/** How long after its expiry a state still earns a fresh link on a failed login's page. */
+export const RETRY_GRACE_MS = 24 * 60 * 60_000;
+
+/**
+ * Whom a failed login may be offered a fresh link for: a state this service signed (valid, or expired no more than
+ * `graceMs` ago, and not dated in the future) gives `{ account }`, the account it names (undefined for a v1 state).
+ * Anything else, a tampered or forged state above all, gives undefined: it must not earn a fresh link.
+ */
+export function retryableLoginState(
+  key: Buffer,
+  state: string | null | undefined,
+  now = new Date(),
+  graceMs = RETRY_GRACE_MS,
+): { account: string | undefined } | undefined {
+  const signed = readSignedState(key, state);
+  if ('problem' in signed) return undefined;
+  const age = now.getTime() - signed.issuedAt;
+  if (age < -CLOCK_SKEW_MS || age > signed.ttlMs + graceMs) return undefined;
+  return { account: signed.account };
 }

@@ -50,6 +50,20 @@ describe('readSettings', () => {
     ]);
   });
 
+  it('reads the status page address, and refuses one that is not https (or http to loopback)', () => {
+    const page = 'https://abc.lambda-url.ap-south-1.on.aws/status';
+    expect(readSettings(BASE).statusPageUrl).toBeUndefined();
+    expect(readSettings({ ...BASE, STATUS_PAGE_URL: page }).statusPageUrl).toBe(page);
+    expect(readSettings({ ...BASE, STATUS_PAGE_URL: 'http://127.0.0.1:8704/status' }).statusPageUrl).toBe(
+      'http://127.0.0.1:8704/status',
+    );
+    for (const bad of ['junk', 'http://example.com/status', 'https://x/status?s=1']) {
+      expect(() => readSettings({ ...BASE, STATUS_PAGE_URL: bad })).toThrow(
+        'environment variable STATUS_PAGE_URL is invalid',
+      );
+    }
+  });
+
   it('reads the KMS key for the S3 store from BROKER_CONFIG_KMS_KEY_ID', () => {
     const key = 'arn:aws:kms:ap-south-1:123456789012:key/0f1e2d3c';
     expect(readSettings({ ...BASE, BROKER_CONFIG_KMS_KEY_ID: key }).kmsKeyId).toBe(key);
