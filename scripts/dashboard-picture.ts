@@ -52,6 +52,7 @@ export function dashboardFromServerlessYml(text: string): Dashboard {
       'self:service': service,
       'sls:stage': stage,
       'self:custom.metricsNamespace': String(at(doc, 'custom', 'metricsNamespace')),
+      'self:custom.metricsService': `${service}-${stage}`,
       'AWS::Region': region,
     })[name] ?? `\${${name}}`;
   const functionNames = new Map(

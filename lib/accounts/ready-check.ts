@@ -12,6 +12,8 @@ export interface ReadyResult {
   userId: string | undefined;
   ready: boolean;
   why: string;
+  /** Only a human login makes it ready. */
+  loginNeeded: boolean;
   outcome: RefreshOutcome | undefined;
 }
 
@@ -47,7 +49,7 @@ export function readyNotice(
   const accounts = results.map((r) => r.account);
   const lines = results.map(line);
   if (notReady.length > 0) {
-    const needsLogin = notReady.some((r) => /login/.test(r.why));
+    const needsLogin = notReady.some((r) => r.loginNeeded);
     return {
       event: 'not_ready',
       subject:

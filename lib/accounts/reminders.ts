@@ -47,6 +47,8 @@ interface Claimed {
 async function claim(deps: AccountRemindersDeps, need: LoginNeed, now: Date): Promise<Claimed | null> {
   const { store } = need.account.refresher;
   const { config, version } = await store.read();
+  // Kite refused a token a login has since replaced (the login killed it): nobody needs reminding.
+  if (need.refusedToken !== undefined && config.api_secret !== need.refusedToken) return null;
   const plan = planReminder({
     config,
     now,

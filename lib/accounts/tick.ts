@@ -27,6 +27,8 @@ export interface LoginNeed {
   account: Account;
   /** The engine's reason, or access_token_rejected: Kite refused a token its expiry calls fresh. */
   reason: NonNullable<KiteCheck['loginNeeded']>;
+  /** The token Kite refused (access_token_rejected): no reminder once the document holds another. */
+  refusedToken?: string | undefined;
 }
 
 export interface AccountsTickDeps {
@@ -92,6 +94,17 @@ function record(metrics: AccountMetricsSink, account: Account, name: string, val
   single.addMetric(name, 'Count', value);
 }
 
+/**
+ * Counts a metric that must not wait for the end of the invocation (Powertools flushes single metrics at once): the
+ * ready check's, which a tick cut off later would otherwise lose while its mark in the document stays.
+ */
+function recordNow(metrics: AccountMetricsSink, account: Account, name: string, value: number): void {
+  metrics.singleMetric().addMetric(name, 'Count', value);
+  const single = metrics.singleMetric();
+  single.addDimension('Account', account.label);
+  single.addMetric(name, 'Count', value);
+}
+
 /** What one account's tick gathers for the steps after all accounts ran. */
 interface Gathered {
   needs: LoginNeed[];
@@ -132,10 +145,10 @@ async function kiteCheck(
 }
 
 /** The check's metrics: Kite's verdict (TokenAccepted 1 or 0, or VerificationInconclusive) and the ready check. */
-function recordCheck(deps: AccountsTickDeps, account: Account, check: KiteCheck): void {
+function recordCheckMetrics(deps: AccountsTickDeps, account: Account, check: KiteCheck): void {
   if (check.verdict === 'unknown') record(deps.metrics, account, 'VerificationInconclusive', 1);
   else if (check.verdict) record(deps.metrics, account, 'TokenAccepted', check.verdict === 'valid' ? 1 : 0);
-  if (check.ready) record(deps.metrics, account, 'ReadyForMarketOpen', check.ready.ready ? 1 : 0);
+  if (check.ready) recordNow(deps.metrics, account, 'ReadyForMarketOpen', check.ready.ready ? 1 : 0);
 }
 
 async function tickOne(
@@ -145,7 +158,7 @@ async function tickOne(
 ): Promise<AccountTickResult> {
   const now = deps.now ?? (() => new Date());
   const check = await kiteCheck(deps, account, await refreshOutcome(deps, account));
-  recordCheck(deps, account, check);
+  recordCheckMetrics(deps, account, check);
   const { outcome } = check;
   if (check.ready) {
     gathered.readies.push({ account: account.name, userId: account.userId, ...check.ready, outcome });
@@ -156,7 +169,7 @@ async function tickOne(
   };
   const mode = loginMode(outcome.config);
   if (check.loginNeeded) {
-    gathered.needs.push({ account, reason: check.loginNeeded });
+    gathered.needs.push({ account, reason: check.loginNeeded, refusedToken: check.refusedToken });
     return { ...loginRequired(deps, account, mode), ...checked };
   }
   if (outcome.status === 'login_required') return { ...loginRequired(deps, account, mode), ...checked };
@@ -250,11 +263,12 @@ export async function tickAccounts(deps: AccountsTickDeps): Promise<AccountsTick
     deps.log.error('Login reminders could not be sent', { error: describeError(e) });
   }
   await tellReadiness(deps, gathered.readies);
+  // The dead man's switch: every account was served (one that failed has its own alarms), and the count is flushed
+  // at once, since the tick may still throw below. The alarm fires when no tick completed for two hours.
+  deps.metrics.singleMetric().addMetric('TickCompleted', 'Count', 1);
   const failed = results.filter((r) => r.error !== undefined);
   const firstFailure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason;
   if (failed.length > 0) throw new AccountsFailedError(failed, firstFailure);
   if (remindFailure !== undefined) throw remindFailure;
-  // The dead man's switch: the alarm fires when no tick completed for two hours.
-  deps.metrics.addMetric('TickCompleted', 'Count', 1);
   return { status: 'served', accounts: results };
 }

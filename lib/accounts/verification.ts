@@ -3,17 +3,19 @@
 // app) is renewed at once when the account can renew, and otherwise needs a login. Once a trading day, at
 // READY_CHECK_IST, the answer becomes the account's "ready for market open".
 import { type BrokerConfig, hasRefreshToken } from '../engine/broker-config.ts';
+import { expiryOf, istDate } from '../engine/expiry.ts';
 import type { RefreshOutcome } from '../engine/refresh-engine.ts';
 import type { TradingCalendar } from '../engine/trading-calendar.ts';
 import {
   inVerificationHours,
+  readVerdict,
   readyCheckDue,
   verdictChanged,
   withReadyCheck,
   withVerdict,
 } from '../engine/verdict.ts';
 import { type TokenVerdict, verifyToken } from '../engine/verify.ts';
-import { ConflictError, describeError, LoginRequiredError } from '../shared/errors.ts';
+import { ConflictError, LoginRequiredError } from '../shared/errors.ts';
 import type { Log } from '../shared/log.ts';
 import type { Account } from './registry.ts';
 
@@ -24,6 +26,14 @@ export interface VerificationSettings {
   readyCheckIst: string;
 }
 
+/** Whether an account is ready for market open at its ready check, why not, and whether a login would fix it. */
+export interface Readiness {
+  ready: boolean;
+  why: string;
+  /** Only a human login makes it ready. */
+  loginNeeded: boolean;
+}
+
 /** What asking Kite found for one account at this tick. */
 export interface KiteCheck {
   /** Kite's verdict on the stored token; undefined when Kite was not asked (closed day, outside hours). */
@@ -32,15 +42,22 @@ export interface KiteCheck {
   outcome: RefreshOutcome;
   /** Kite refused the token and only a human login can replace it. */
   loginNeeded: LoginRequiredError['reason'] | 'access_token_rejected' | undefined;
-  /** This tick was the account's ready check: whether it is ready for market open, and why not. */
-  ready: { ready: boolean; why: string } | undefined;
+  /** The token Kite refused, when a login is needed for it: a reminder is about this token, not a later one. */
+  refusedToken?: string | undefined;
+  /** This tick ran the account's ready check (and owns the day's mark). */
+  ready: Readiness | undefined;
 }
 
 /**
  * Kite's retries for one verification: a hanging Kite costs an account at most this much per tick (the next tick asks
- * again), so a tick over many accounts stays inside the function's 60 s.
+ * again). Never more than the invocation has left, less a reserve for the writes and the messages.
  */
 export const VERIFY_BUDGET_MS = 8_000;
+const DEADLINE_RESERVE_MS = 5_000;
+/** Less than this left in the invocation: Kite is not asked, and the ready check waits for the retry. */
+const MIN_VERIFY_MS = 1_000;
+/** Compare-and-swap rounds for the verdict and the ready mark. */
+const RECORD_ATTEMPTS = 3;
 
 interface CheckDeps {
   settings: VerificationSettings;
@@ -54,11 +71,13 @@ async function replaceRefused(
   deps: CheckDeps,
   account: Account,
   outcome: RefreshOutcome,
-): Promise<Pick<KiteCheck, 'outcome' | 'loginNeeded'>> {
-  if (!hasRefreshToken(outcome.config)) return { outcome, loginNeeded: 'access_token_rejected' };
+): Promise<Pick<KiteCheck, 'outcome' | 'loginNeeded' | 'refusedToken'>> {
+  const refusedToken = outcome.config.api_secret;
+  if (!hasRefreshToken(outcome.config))
+    return { outcome, loginNeeded: 'access_token_rejected', refusedToken };
   try {
     const renewed = await account.refresher.refresh({
-      failedAccessToken: outcome.config.api_secret,
+      failedAccessToken: refusedToken,
       ...(deps.deadline !== undefined ? { deadline: deps.deadline } : {}),
     });
     return renewed.status === 'login_required'
@@ -70,57 +89,75 @@ async function replaceRefused(
   }
 }
 
-const NOT_READY: Record<TokenVerdict['verdict'], string> = {
-  valid: '',
-  dead: 'Kite rejected the token',
-  unknown: 'Kite could not be asked',
-};
-
 /** Whether the account is ready for market open after this tick's check. */
-function readiness(verdict: TokenVerdict, check: Pick<KiteCheck, 'outcome' | 'loginNeeded'>) {
-  // A token Kite issued at this very tick (it refused the old one, and the refresh token renewed it) is ready.
-  if (check.outcome.status === 'refreshed')
-    return { ready: true, why: 'renewed after Kite refused the old token' };
-  if (verdict.verdict === 'valid') return { ready: true, why: 'Kite accepted the token' };
+function readiness(verdict: TokenVerdict, check: Pick<KiteCheck, 'outcome' | 'loginNeeded'>): Readiness {
+  const yes = (why: string): Readiness => ({ ready: true, why, loginNeeded: false });
+  // Kite refused the old token and issued a new one at this very tick (or another refresher just had).
+  if (verdict.verdict === 'dead' && check.outcome.status === 'refreshed')
+    return yes('renewed after Kite refused the old token');
+  if (verdict.verdict === 'dead' && check.outcome.status === 'already_fresh')
+    return yes('another refresher replaced the refused token at this check');
+  if (verdict.verdict === 'valid') return yes('Kite accepted the token');
   if (check.loginNeeded)
-    return { ready: false, why: `${NOT_READY[verdict.verdict]}: a Kite login is needed` };
-  return {
-    ready: false,
-    why: verdict.verdict === 'unknown' ? `${NOT_READY.unknown} (${verdict.error})` : NOT_READY.dead,
-  };
+    return { ready: false, why: 'Kite rejected the token: a Kite login is needed', loginNeeded: true };
+  if (verdict.verdict === 'unknown')
+    return { ready: false, why: `Kite could not be asked (${verdict.error})`, loginNeeded: false };
+  return { ready: false, why: `Kite rejected the token (${verdict.reason})`, loginNeeded: false };
+}
+
+/** The document with what this tick learnt: Kite's verdict when it is news about this token, and the day's mark. */
+function recorded(
+  config: BrokerConfig,
+  token: string,
+  accepted: boolean | undefined,
+  markReady: boolean,
+  now: Date,
+): BrokerConfig | undefined {
+  const newer = (readVerdict(config)?.at.getTime() ?? 0) > now.getTime();
+  // The verdict is written when it is news, and once a day at the ready check.
+  const writeVerdict =
+    accepted !== undefined &&
+    config.api_secret === token &&
+    !newer &&
+    (markReady || verdictChanged(config, accepted));
+  if (!writeVerdict && !markReady) return undefined;
+  const next = writeVerdict ? withVerdict(config, accepted, now) : config;
+  return markReady ? withReadyCheck(next, now) : next;
 }
 
 /**
- * Writes what changed: Kite's verdict when it is news about the stored token, and the day's ready check. Written
- * with compare-and-swap on a fresh read; when the document moved on (a login, a renewal), the verdict is about a
- * token no longer stored and is dropped, and the next tick asks again.
+ * Writes what this tick learnt with compare-and-swap on a fresh read: Kite's verdict when it is news about the token
+ * asked about (a verdict about a token no longer stored, or older than the stored one, is dropped), and the day's
+ * ready mark. True when this tick holds the mark: a concurrent tick that marked first owns the day's check, and a
+ * conflict with any other write is read again and retried.
  */
-async function recordCheck(
+async function record(
   deps: CheckDeps,
   account: Account,
   read: BrokerConfig,
   accepted: boolean | undefined,
   readyCheck: boolean,
-): Promise<void> {
+): Promise<boolean> {
   // Decided on the tick's own read first: a warm tick with nothing new reads nothing more.
-  if (!readyCheck && (accepted === undefined || !verdictChanged(read, accepted))) return;
-  const token = read.api_secret;
+  if (!readyCheck && (accepted === undefined || !verdictChanged(read, accepted))) return false;
   const { store } = account.refresher;
-  const { config, version } = await store.read();
-  const sameToken = config.api_secret === token;
-  const writeVerdict = accepted !== undefined && sameToken && verdictChanged(config, accepted);
-  if (!writeVerdict && !readyCheck) return;
-  let next = writeVerdict ? withVerdict(config, accepted, deps.now) : config;
-  if (readyCheck) next = withReadyCheck(next, deps.now);
-  try {
-    await store.write(next, version);
-  } catch (e: unknown) {
-    if (!(e instanceof ConflictError)) throw e;
-    deps.log.info('The document changed while the Kite verdict was written; the next tick asks again', {
-      account: account.label,
-      error: describeError(e),
-    });
+  const today = istDate(deps.now);
+  for (let round = 1; round <= RECORD_ATTEMPTS; round++) {
+    const { config, version } = await store.read();
+    const markReady = readyCheck && (config as { ready_checked_on?: unknown }).ready_checked_on !== today;
+    const next = recorded(config, read.api_secret, accepted, markReady, deps.now);
+    if (!next) return false;
+    try {
+      await store.write(next, version);
+      return markReady;
+    } catch (e: unknown) {
+      if (!(e instanceof ConflictError)) throw e;
+    }
   }
+  deps.log.info('The document kept changing while the Kite verdict was written; the next tick asks again', {
+    account: account.label,
+  });
+  return false;
 }
 
 /** The tick's answer when Kite is not asked: no token to ask about, outside trading hours, or one Kite just issued. */
@@ -130,21 +167,20 @@ async function withoutAsking(
   outcome: RefreshOutcome,
   readyCheck: boolean,
 ): Promise<KiteCheck | undefined> {
-  const answer = (ready: KiteCheck['ready'], loginNeeded?: KiteCheck['loginNeeded']): KiteCheck => ({
-    verdict: undefined,
-    outcome,
-    loginNeeded,
-    ready: readyCheck ? ready : undefined,
-  });
+  const answer = async (ready: Readiness | undefined, loginNeeded?: KiteCheck['loginNeeded']) => {
+    const owned = ready !== undefined && (await record(deps, account, outcome.config, undefined, true));
+    return { verdict: undefined, outcome, loginNeeded, ready: owned ? ready : undefined };
+  };
   if (outcome.status === 'login_required') {
-    if (readyCheck) await recordCheck(deps, account, outcome.config, undefined, true);
-    return answer({ ready: false, why: 'no usable token: a Kite login is needed' }, outcome.reason);
+    const ready = { ready: false, why: 'no usable token: a Kite login is needed', loginNeeded: true };
+    return answer(readyCheck ? ready : undefined, outcome.reason);
   }
   if (!inVerificationHours(deps.now, deps.settings.calendar)) return answer(undefined);
-  if (outcome.status === 'refreshed') {
-    // Kite issued this token moments ago: asking again would only cost a call.
-    if (readyCheck) await recordCheck(deps, account, outcome.config, undefined, true);
-    return answer({ ready: true, why: 'Kite issued a new token at this check' });
+  // Kite issued this token moments ago (a renewal that reached Kite, not a kept copy stored again): asking again
+  // would only cost a call.
+  if (outcome.status === 'refreshed' && outcome.kiteCalls > 0) {
+    const ready = { ready: true, why: 'Kite issued a new token at this check', loginNeeded: false };
+    return answer(readyCheck ? ready : undefined);
   }
   return undefined;
 }
@@ -164,6 +200,46 @@ function logVerdict(deps: CheckDeps, account: Account, verdict: TokenVerdict, af
   }
 }
 
+/** What is left for Kite's retries in this invocation; undefined when too little to ask at all. */
+function verifyBudget(deps: CheckDeps): number | undefined {
+  if (deps.deadline === undefined) return VERIFY_BUDGET_MS;
+  const left = deps.deadline - Date.now() - DEADLINE_RESERVE_MS;
+  return left < MIN_VERIFY_MS ? undefined : Math.min(VERIFY_BUDGET_MS, left);
+}
+
+/** Kite's verdict, with a token of another Kite user than the document's counted as dead. */
+async function askKite(account: Account, config: BrokerConfig, budgetMs: number): Promise<TokenVerdict> {
+  const verdict = await verifyToken(account.refresher.kiteFor(config), config.api_secret, { budgetMs });
+  if (verdict.verdict === 'valid' && config.user_id && verdict.userId !== config.user_id)
+    return { verdict: 'dead', reason: 'the token belongs to another Kite user than the document names' };
+  return verdict;
+}
+
+/**
+ * The token asked about and Kite's verdict. A refusal is checked against a fresh read: when a login or a renewal
+ * replaced the token meanwhile (Kite holds one token per app, so the new one killed the old), the new token is what
+ * Kite is asked about, once.
+ */
+async function verdictOnStored(
+  account: Account,
+  outcome: RefreshOutcome,
+  budgetMs: number,
+): Promise<{ verdict: TokenVerdict; outcome: RefreshOutcome }> {
+  const verdict = await askKite(account, outcome.config, budgetMs);
+  if (verdict.verdict !== 'dead') return { verdict, outcome };
+  const { config } = await account.refresher.store.read();
+  if (!config.api_secret || config.api_secret === outcome.config.api_secret) return { verdict, outcome };
+  const replaced: RefreshOutcome = {
+    status: 'fresh',
+    accessToken: config.api_secret,
+    expiresAt: expiryOf(config),
+    userId: config.user_id,
+    config,
+    kiteCalls: outcome.kiteCalls,
+  };
+  return { verdict: await askKite(account, config, budgetMs), outcome: replaced };
+}
+
 /**
  * Asks Kite about the account's stored token when the calendar and the clock say so, acts on a refusal, and records
  * the verdict (only when it changed) and the ready check. Without a question to Kite this costs nothing.
@@ -177,19 +253,20 @@ export async function checkWithKite(
   const readyCheck = readyCheckDue(outcome.config, deps.now, calendar, readyCheckIst);
   const unasked = await withoutAsking(deps, account, outcome, readyCheck);
   if (unasked) return unasked;
-  const verdict = await verifyToken(account.refresher.kiteFor(outcome.config), outcome.config.api_secret, {
-    budgetMs: VERIFY_BUDGET_MS,
-  });
+  const budgetMs = verifyBudget(deps);
+  if (budgetMs === undefined) {
+    // The retry asks, and runs the ready check, with time to do it.
+    deps.log.warn('Too little time left in this invocation to ask Kite', { account: account.label });
+    return { verdict: undefined, outcome, loginNeeded: undefined, ready: undefined };
+  }
+  const asked = await verdictOnStored(account, outcome, budgetMs);
+  const { verdict } = asked;
   const replaced =
     verdict.verdict === 'dead'
-      ? await replaceRefused(deps, account, outcome)
-      : { outcome, loginNeeded: undefined };
+      ? await replaceRefused(deps, account, asked.outcome)
+      : { outcome: asked.outcome, loginNeeded: undefined };
   logVerdict(deps, account, verdict, replaced.outcome);
   const accepted = verdict.verdict === 'unknown' ? undefined : verdict.verdict === 'valid';
-  await recordCheck(deps, account, outcome.config, accepted, readyCheck);
-  return {
-    verdict: verdict.verdict,
-    ...replaced,
-    ready: readyCheck ? readiness(verdict, replaced) : undefined,
-  };
+  const owned = await record(deps, account, asked.outcome.config, accepted, readyCheck);
+  return { verdict: verdict.verdict, ...replaced, ready: owned ? readiness(verdict, replaced) : undefined };
 }

@@ -136,6 +136,11 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): LambdaSettin
   if (!appSecret) throw fail('KITE_API_SECRET_ID', 'is missing');
   parseAccountsLocation(s.BROKER_CONFIG_URI, 'BROKER_CONFIG_URI');
   // "HH:mm" strings compare in clock order.
+  // The ready check asks Kite, which a tick does only from 06:01 through the 15:30 close: a later first tick in the
+  // hour would check nothing, every day, without a word.
+  if (s.READY_CHECK_IST < '06:00' || s.READY_CHECK_IST > '15:01') {
+    throw fail('READY_CHECK_IST', 'must be between 06:00 and 15:01 IST (the ticks that ask Kite)');
+  }
   if (s.REMINDER_FOLLOW_UP_IST <= s.REMINDER_FIRST_IST) {
     throw fail('REMINDER_FOLLOW_UP_IST', 'must be later than REMINDER_FIRST_IST');
   }

@@ -112,7 +112,11 @@ function answerError(options: PostOptions, answer: Answer, note = ''): NotifyErr
 /** How long to wait before the next attempt, or undefined when this failure is final. */
 function pauseBefore(retry: number, failure: Answer | NotifyError, options: PostOptions): number | undefined {
   const answered = failure instanceof NotifyError ? undefined : failure.status;
-  if (answered === 429) return Math.min(((failure as Answer).retryAfter ?? 1) * 1000, MAX_RETRY_AFTER_MS);
+  if (answered === 429) {
+    const askedMs = ((failure as Answer).retryAfter ?? 1) * 1000;
+    // Retrying sooner than asked only earns another 429.
+    return askedMs > MAX_RETRY_AFTER_MS ? undefined : askedMs;
+  }
   if (answered !== undefined && answered < 500) return undefined;
   // A 5xx or no answer at all: back off briefly.
   const backoff = options.backoff ?? { baseMs: 250, maxMs: 2_000 };

@@ -485,7 +485,7 @@ function commonChecks(get: () => Packaged, options: CommonCheckOptions = {}) {
       for (const { logicalId } of Object.values(FUNCTIONS)) {
         const env = envOf(t, logicalId);
         expect(env).toMatchObject({
-          POWERTOOLS_SERVICE_NAME: 'kite-token-refresh',
+          POWERTOOLS_SERVICE_NAME: 'kite-token-refresh-dev',
           POWERTOOLS_METRICS_NAMESPACE: 'KiteTokenRefresh',
           KITE_API_SECRET_ID: { Ref: 'KiteAppSecret' },
           LOGIN_STATE_SCOPE: 'dev',
@@ -658,7 +658,7 @@ function commonChecks(get: () => Packaged, options: CommonCheckOptions = {}) {
         expect(alarms[id], id).toMatchObject({
           Namespace: 'KiteTokenRefresh',
           MetricName: id.replace(/Alarm$/, ''),
-          Dimensions: [{ Name: 'service', Value: 'kite-token-refresh' }],
+          Dimensions: [{ Name: 'service', Value: 'kite-token-refresh-dev' }],
           Statistic: 'Sum',
         });
       }
@@ -674,7 +674,7 @@ function commonChecks(get: () => Packaged, options: CommonCheckOptions = {}) {
       expect(alarm).toMatchObject({
         Namespace: 'KiteTokenRefresh',
         MetricName: 'ReadyForMarketOpen',
-        Dimensions: [{ Name: 'service', Value: 'kite-token-refresh' }],
+        Dimensions: [{ Name: 'service', Value: 'kite-token-refresh-dev' }],
         Statistic: 'Minimum',
         Period: 3600,
         EvaluationPeriods: 1,
@@ -689,7 +689,7 @@ function commonChecks(get: () => Packaged, options: CommonCheckOptions = {}) {
       expect(alarm).toMatchObject({
         Namespace: 'KiteTokenRefresh',
         MetricName: 'TickCompleted',
-        Dimensions: [{ Name: 'service', Value: 'kite-token-refresh' }],
+        Dimensions: [{ Name: 'service', Value: 'kite-token-refresh-dev' }],
         Statistic: 'Sum',
         Period: 3600,
         EvaluationPeriods: 2,
@@ -713,7 +713,7 @@ function commonChecks(get: () => Packaged, options: CommonCheckOptions = {}) {
       expect(summed.sort()).toEqual(channels.map((q) => String(q.Id)).sort());
       expect(channels.map((q) => ((q.MetricStat as JsonObject).Metric as JsonObject).Dimensions)).toEqual(
         ['sns', 'telegram', 'webhook'].map((channel) => [
-          { Name: 'service', Value: 'kite-token-refresh' },
+          { Name: 'service', Value: 'kite-token-refresh-dev' },
           { Name: 'Channel', Value: channel },
         ]),
       );

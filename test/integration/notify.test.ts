@@ -178,6 +178,19 @@ describe('the Telegram channel', () => {
     expect(telegram.requests).toHaveLength(1);
   });
 
+  it('fails the channel at once when a 429 asks for a longer wait than a notice may take', async () => {
+    telegram.injectFault({ kind: 'rate_limit', times: 1, retryAfter: 30 });
+    const r = recorder();
+    const started = Date.now();
+
+    await expect(notifier({ telegramSecretId: telegramSecret() }, r)(notice())).rejects.toThrow(
+      'Telegram answered 429',
+    );
+
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(telegram.requests).toHaveLength(1);
+  });
+
   it('retries a 5xx briefly, then counts NotifyFailed with Channel=telegram', async () => {
     telegram.injectFault({ kind: 'server_error', times: 5 });
     const r = recorder();

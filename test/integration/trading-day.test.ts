@@ -32,6 +32,8 @@ let kite: Record<Name, SandboxFixture>;
 let output = '';
 const saved = { ...process.env };
 
+const dayAfter = (day: string) =>
+  new Date(Date.parse(`${day}T12:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
 const at = (day: string, hhmm: string) => new Date(`${day}T${hhmm}:00+05:30`);
 const stored = (name: Name): BrokerConfig =>
   JSON.parse(cloud.s3.getObject(BUCKET, `accounts/${name}.json`)?.body.toString('utf8') ?? '{}');
@@ -47,10 +49,40 @@ function newMessages(): string[] {
   return subjects;
 }
 
-/** The metrics a tick recorded for the stack, by name (Powertools' addMetric, spied). */
-function recorded(spy: { mock: { calls: unknown[][] } }, name: string): number[] {
-  return spy.mock.calls.filter((c) => c[0] === name).map((c) => c[2] as number);
+interface SeenMetric {
+  name: string;
+  value: number;
+  /** The Account dimension; undefined for the stack-level metric the alarms watch. */
+  account?: string | undefined;
 }
+
+/** Every metric the ticks record from now on, through Powertools' addMetric and singleMetric (spied). */
+function captureMetrics(): SeenMetric[] {
+  const seen: SeenMetric[] = [];
+  vi.spyOn(metrics, 'addMetric').mockImplementation((name, _unit, value) => {
+    seen.push({ name, value });
+    return metrics;
+  });
+  vi.spyOn(metrics, 'singleMetric').mockImplementation(() => {
+    let account: string | undefined;
+    const single = {
+      addDimension: (name: string, value: string) => {
+        if (name === 'Account') account = value;
+        return single;
+      },
+      addMetric: (name: string, _unit: unknown, value: number) => {
+        seen.push({ name, value, account });
+        return single;
+      },
+    };
+    return single as unknown as ReturnType<typeof metrics.singleMetric>;
+  });
+  return seen;
+}
+
+/** The stack-level values of a metric (what the alarms watch), emptying nothing. */
+const stackLevel = (seen: SeenMetric[], name: string) =>
+  seen.filter((m) => m.name === name && m.account === undefined).map((m) => m.value);
 
 /** Runs the hourly tick at an IST time of `day`; returns each account's part by name. */
 async function tickAt(day: string, hhmm: string) {
@@ -128,17 +160,22 @@ afterEach(async () => {
 
 describe('a whole trading day', () => {
   it('catches the 06:00 flush, a late flush, a login elsewhere, and says at 09:01 who is ready', async () => {
-    const addMetric = vi.spyOn(metrics, 'addMetric');
+    const seen = captureMetrics();
+    let ticks = 0;
+    const tick = (hhmm: string) => {
+      ticks++;
+      return tickAt(DAY, hhmm);
+    };
 
     // 05:01: not yet trading hours, and a renewal before the 06:00 flush would die at 06:00 too: nothing happens.
-    let t = await tickAt(DAY, '05:01');
+    let t = await tick('05:01');
     expect(t.alice).toMatchObject({ status: 'fresh' });
     expect(t.bob).toMatchObject({ status: 'fresh' });
     expect([profileCalls('alice'), profileCalls('bob')]).toEqual([0, 0]);
 
     // 06:01, after the flush: alice renews (and is not asked about the token Kite just issued); bob's token is dead
     // by the clock, and it is too early to remind him.
-    t = await tickAt(DAY, '06:01');
+    t = await tick('06:01');
     expect(t.alice).toMatchObject({ status: 'refreshed' });
     expect(t.bob).toMatchObject({ status: 'login_required', reminder: null });
     expect(newMessages()).toEqual([]);
@@ -146,7 +183,7 @@ describe('a whole trading day', () => {
     // Bob logs in early; at 07:01 Kite accepts both tokens, and the verdicts are written once.
     vi.setSystemTime(at(DAY, '06:45'));
     logIn('bob');
-    t = await tickAt(DAY, '07:01');
+    t = await tick('07:01');
     expect(t.alice).toMatchObject({ status: 'fresh', verified: 'valid' });
     expect(t.bob).toMatchObject({ status: 'fresh', verified: 'valid' });
     expect([profileCalls('alice'), profileCalls('bob')]).toEqual([1, 1]);
@@ -159,7 +196,7 @@ describe('a whole trading day', () => {
     const flushedBob = stored('bob').api_secret;
 
     // 08:01: Kite refuses both. Alice renews at once; bob is marked and reminded, with the reason.
-    t = await tickAt(DAY, '08:01');
+    t = await tick('08:01');
     expect(t.alice).toMatchObject({ status: 'refreshed', verified: 'dead' });
     expect(renewals('alice')).toBe(1);
     expect(t.bob).toMatchObject({ status: 'login_required', verified: 'dead', reminder: 'first' });
@@ -168,11 +205,19 @@ describe('a whole trading day', () => {
 
     // 09:01, the ready check: alice is ready, bob is not (he has not logged in again). Each account's
     // ReadyForMarketOpen is recorded once, the follow-up reminder goes out, and so does "NOT ready".
-    addMetric.mockClear();
-    t = await tickAt(DAY, '09:01');
+    seen.length = 0;
+    t = await tick('09:01');
     expect(t.alice).toMatchObject({ ready: true, verified: 'valid' });
     expect(t.bob).toMatchObject({ ready: false, reminder: 'follow_up' });
-    expect(recorded(addMetric, 'ReadyForMarketOpen').sort()).toEqual([0, 1]);
+    expect(stackLevel(seen, 'ReadyForMarketOpen').sort()).toEqual([0, 1]);
+    const perAccount = seen.filter((m) => m.name === 'ReadyForMarketOpen' && m.account);
+    expect(perAccount).toHaveLength(2);
+    expect(perAccount).toEqual(
+      expect.arrayContaining([
+        { name: 'ReadyForMarketOpen', account: USERS.alice, value: 1 },
+        { name: 'ReadyForMarketOpen', account: USERS.bob, value: 0 },
+      ]),
+    );
     const messages = sns.published.map((m) => m.message);
     expect(newMessages()).toEqual([
       'Reminder: Kite login still needed for BO0002',
@@ -185,22 +230,22 @@ describe('a whole trading day', () => {
     expect(stored('alice').ready_checked_on).toBe(DAY);
 
     // A retried 09:xx tick does not check, count or tell twice.
-    addMetric.mockClear();
-    t = await tickAt(DAY, '09:31');
+    seen.length = 0;
+    t = await tick('09:31');
     expect(t.alice?.ready).toBeUndefined();
-    expect(recorded(addMetric, 'ReadyForMarketOpen')).toEqual([]);
+    expect(stackLevel(seen, 'ReadyForMarketOpen')).toEqual([]);
     expect(newMessages()).toEqual([]);
 
     // Bob logs in at 09:20-ish; at 10:01 both are accepted and nobody is told anything.
     vi.setSystemTime(at(DAY, '09:40'));
     const bobToken = logIn('bob');
-    t = await tickAt(DAY, '10:01');
+    t = await tick('10:01');
     expect(t.bob).toMatchObject({ status: 'fresh', verified: 'valid' });
     expect(newMessages()).toEqual([]);
 
     // A warm tick in market hours: one Kite GET per account, and no write.
     cloud.s3.resetRequests();
-    await tickAt(DAY, '10:31');
+    await tick('10:31');
     expect([profileCalls('alice'), profileCalls('bob')]).toEqual([1, 1]);
     expect(cloud.s3.requests.filter((r) => r.method === 'PUT')).toEqual([]);
 
@@ -208,18 +253,17 @@ describe('a whole trading day', () => {
     vi.setSystemTime(at(DAY, '11:00'));
     kite.alice.sandbox.revokeAccessToken(stored('alice').api_secret);
     kite.bob.sandbox.revokeAccessToken(bobToken);
-    t = await tickAt(DAY, '11:01');
+    t = await tick('11:01');
     expect(t.alice).toMatchObject({ status: 'refreshed', verified: 'dead' });
     expect(t.bob).toMatchObject({ status: 'login_required', verified: 'dead', reminder: 'first' });
     expect(newMessages()).toEqual(['Kite login needed for BO0002']);
-    expect(sns.published).toEqual([]);
 
     // After the 15:30 close nobody asks Kite.
-    await tickAt(DAY, '16:01');
+    await tick('16:01');
     expect([profileCalls('alice'), profileCalls('bob')]).toEqual([0, 0]);
 
-    // Every completed tick is counted for the dead man's switch.
-    expect(recorded(addMetric, 'TickCompleted').length).toBeGreaterThan(0);
+    // Every completed tick is counted for the dead man's switch (the count started over at 09:01 and 09:31).
+    expect(stackLevel(seen, 'TickCompleted')).toHaveLength(ticks - 5);
   });
 
   it('on a Saturday and a listed holiday asks Kite nothing and reminds nobody, but still renews; a special session does remind', async () => {
@@ -227,18 +271,20 @@ describe('a whole trading day', () => {
       vi.setSystemTime(at(day, '05:00'));
       put('alice', seedConfig(kite.alice.sandbox, 'expired', { user_id: USERS.alice }));
       put('bob', seedConfig(kite.bob.sandbox, 'expired', { user_id: USERS.bob, refresh_token: '' }));
-      const addMetric = vi.spyOn(metrics, 'addMetric');
+      const seen = captureMetrics();
       for (const hhmm of ['08:01', '09:01', '11:01']) {
         const t = await tickAt(day, hhmm);
         expect(t.bob).toMatchObject({ status: 'login_required', reminder: null });
         expect(t.alice?.verified).toBeUndefined();
         expect([profileCalls('alice'), profileCalls('bob')]).toEqual([0, 0]);
       }
-      expect(recorded(addMetric, 'ReadyForMarketOpen')).toEqual([]);
-      expect(stored('alice').access_token_expires_at).toMatch(new RegExp(`^${day}|^2026-03-0`));
+      expect(stackLevel(seen, 'ReadyForMarketOpen')).toEqual([]);
+      expect(stackLevel(seen, 'TokenAccepted')).toEqual([]);
+      // Renewed once, at 08:01, though the exchange is closed: the new token lives until 06:00 the next day.
+      expect(stored('alice').access_token_expires_at).toBe(`${dayAfter(day)}T06:00:00+05:30`);
       expect(stored('alice').token_source).toBe('renewal');
       expect(newMessages()).toEqual([]);
-      addMetric.mockRestore();
+      vi.restoreAllMocks();
     }
 
     vi.setSystemTime(at(SPECIAL, '05:00'));

@@ -109,6 +109,14 @@ describe('readSettings', () => {
     });
     expect(settingError({ ...BASE, READY_CHECK_IST: '9:01' })).toMatchObject({ field: 'READY_CHECK_IST' });
     expect(settingError({ ...BASE, NOTIFY_READY: 'yes' })).toMatchObject({ field: 'NOTIFY_READY' });
+    for (const outside of ['05:59', '15:02', '23:00']) {
+      expect(settingError({ ...BASE, READY_CHECK_IST: outside })).toMatchObject({
+        field: 'READY_CHECK_IST',
+        message:
+          'environment variable READY_CHECK_IST must be between 06:00 and 15:01 IST (the ticks that ask Kite)',
+      });
+    }
+    expect(readSettings({ ...BASE, READY_CHECK_IST: '15:01' }).readyCheckIst).toBe('15:01');
     expect(settingError({ ...BASE, TELEGRAM_API_URL: 'http://api.telegram.org' })).toMatchObject({
       field: 'TELEGRAM_API_URL',
     });

@@ -213,7 +213,14 @@ describe('the morning messages’ status link', () => {
 
   it('adds a Status line and button to the ready check’s notice', () => {
     const results = [
-      { account: 'ravi', userId: 'AB1234', ready: false, why: 'a Kite login is needed', outcome: undefined },
+      {
+        account: 'ravi',
+        userId: 'AB1234',
+        ready: false,
+        why: 'a Kite login is needed',
+        loginNeeded: true,
+        outcome: undefined,
+      },
     ];
 
     const notice = readyNotice(results, false, statusLink);

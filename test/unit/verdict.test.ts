@@ -72,6 +72,7 @@ describe('the ready notice', () => {
     userId: 'AL0001',
     ready: true,
     why: 'Kite accepted the token',
+    loginNeeded: false,
     outcome: undefined,
   };
   const notReady = {
@@ -93,6 +94,8 @@ describe('the ready notice', () => {
     });
     expect(notice?.body).toContain('❌ bob (BO0002): not ready. Kite could not be asked (x).');
     expect(notice?.body).toContain('kite-token verify');
+    const login = readyNotice([{ ...notReady, why: 'no usable token', loginNeeded: true }], false);
+    expect(login?.body).toContain('kite-token login-url');
     expect(readyNotice([], true)).toBeUndefined();
   });
 
