@@ -21,6 +21,7 @@ const PRODUCT = [
   'TRADING_HOLIDAYS',
   'SPECIAL_SESSIONS',
   'PORT',
+  'LOGIN_CALLBACK_PORT',
 ];
 
 /** Prefixes of families read by the product (REMINDER_*), the AWS SDK (AWS_*) and Powertools (POWERTOOLS_*). */
