@@ -78,6 +78,6 @@ export async function expectFitsEveryWidth(page: Page): Promise<void> {
   for (const [name, width] of Object.entries(WIDTHS)) {
     await page.setViewportSize({ width, height: 800 });
     const scrollWidth = await page.evaluate<number>('document.documentElement.scrollWidth');
-    expect(scrollWidth, `${page.url()} at ${name} width ${width}px`).toBeLessThanOrEqual(width);
+    expect(scrollWidth, `${withoutQuery(page.url())} at ${name} width ${width}px`).toBeLessThanOrEqual(width);
   }
 }
