@@ -1,8 +1,12 @@
 // `npm run emulators`: the Kite sandbox, an S3 server and a Secrets Manager server on loopback, each seeded with a
-// broker-config.json whose token has expired, for trying the CLI and the Lambda handlers without AWS or Kite.
+// broker-config.json whose token has expired, and the login callback behind a Function URL stand-in, for trying the
+// CLI, the Lambda handlers and the daily login in a browser without AWS or Kite.
 
+import { loginLinkFor } from '../lib/accounts/login-link.ts';
 import type { BrokerConfig } from '../lib/engine/broker-config.ts';
 import { toIsoIst } from '../lib/engine/expiry.ts';
+import { cleanProcessEnv } from '../testing/clean-env.ts';
+import { startFunctionUrlServer } from '../testing/function-url-server.ts';
 import { startKiteSandbox } from '../testing/kite-sandbox.ts';
 import { startS3Emulator } from '../testing/s3-server.ts';
 import { startSecretsManagerEmulator } from '../testing/secrets-manager-server.ts';
@@ -12,12 +16,23 @@ const APP_SECRET = process.env.KITE_API_SECRET ?? 'local-app-secret';
 const BUCKET = 'kite-token-local';
 const KEY = 'broker-config.json';
 const SECRET = 'kite-token-local/broker-config';
-const port = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+// The longest a login link may live: long enough to click through after a coffee.
+const LINK_TTL_MS = 3 * 60 * 60 * 1000;
+
+function port(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (Number.isInteger(value) && value >= 0 && value < 65536) return value;
+  process.stderr.write(`emulators: ${name} must be a port number (0 picks a free one)\n`);
+  process.exit(2);
+}
+const callbackPort = port('LOGIN_CALLBACK_PORT', 8704);
 
 const kite = await startKiteSandbox({
   apiKey: API_KEY,
   apiSecret: APP_SECRET,
   port: port('KITE_SANDBOX_PORT', 8701),
+  // A person opens the login link here: show Kite's login page with its one button, not an instant redirect.
+  loginPage: true,
 });
 const s3 = await startS3Emulator({ port: port('S3_PORT', 8702), buckets: [BUCKET] });
 const sm = await startSecretsManagerEmulator({ port: port('SECRETS_MANAGER_PORT', 8703) });
@@ -32,17 +47,49 @@ function seed(): BrokerConfig {
     base_url: kite.url,
     rate_limit: { requests_per_second: 10, burst_size: 20 },
     access_token_expires_at: toIsoIst(expired.expiresAt),
+    // Pinned, as the README asks: the callback refuses a login into a document that names no account.
+    user_id: kite.userId,
   };
 }
-s3.putObjectRaw(BUCKET, KEY, `${JSON.stringify(seed(), null, 2)}\n`);
+const s3Document = seed();
+s3.putObjectRaw(BUCKET, KEY, `${JSON.stringify(s3Document, null, 2)}\n`);
 sm.createSecret(SECRET, `${JSON.stringify(seed(), null, 2)}\n`);
 sm.createSecret('kite-token-local/kite-app', JSON.stringify({ api_secret: APP_SECRET }));
+
+// This process is the login callback's Lambda container from here on: its environment is the function's, pointing
+// at the S3 document above (the one the printed CLI commands use, so `status` shows the login at once). Whatever the
+// shell that started it exported (a real KITE_API_SECRET, an AWS profile or endpoint) is dropped, and nothing is
+// exported back: the shell is untouched. Set before the import, because Powertools reads its variables there.
+cleanProcessEnv({
+  BROKER_CONFIG_URI: `s3://${BUCKET}/${KEY}`,
+  KITE_API_SECRET: APP_SECRET,
+  AWS_ENDPOINT_URL_S3: s3.endpoint,
+  AWS_ENDPOINT_URL_SECRETS_MANAGER: sm.endpoint,
+  AWS_ACCESS_KEY_ID: 'local',
+  AWS_SECRET_ACCESS_KEY: 'local',
+  // Its log lines (never a token) show here, as CloudWatch would show them; metrics have nowhere to go.
+  POWERTOOLS_LOG_LEVEL: 'INFO',
+  POWERTOOLS_METRICS_DISABLED: 'true',
+});
+const { loginCallback } = await import('../functions/login-callback.ts');
+const callback = await startFunctionUrlServer({
+  handler: (event) => loginCallback(event),
+  port: callbackPort,
+});
+kite.setRedirectUrl(callback.url);
+const loginLink = loginLinkFor(undefined, s3Document, { appSecret: APP_SECRET, ttlMs: LINK_TTL_MS });
 
 process.stdout.write(`Kite sandbox:     ${kite.url}   (login page ${kite.url}/connect/login)
 S3:               ${s3.endpoint}   s3://${BUCKET}/${KEY}
 Secrets Manager:  ${sm.endpoint}   secretsmanager://${SECRET}
+Login callback:   ${callback.url}   (the loginCallback function; the sandbox's redirect URL)
 
-Each holds a broker-config.json with an expired token. In another terminal:
+Each holds a broker-config.json with an expired token. The daily login, in a browser (works once, for 3 hours;
+it stores the token in s3://${BUCKET}/${KEY}):
+
+Login link: ${loginLink}
+
+In another terminal:
 
   export AWS_ENDPOINT_URL_S3=${s3.endpoint} AWS_ENDPOINT_URL_SECRETS_MANAGER=${sm.endpoint}
   export AWS_REGION=ap-south-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
@@ -62,7 +109,7 @@ Ctrl-C stops them.
 `);
 
 const stop = async () => {
-  await Promise.all([kite.close(), s3.close(), sm.close()]);
+  await Promise.all([callback.close(), kite.close(), s3.close(), sm.close()]);
   process.exit(0);
 };
 process.on('SIGINT', stop);

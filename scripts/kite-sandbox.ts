@@ -9,6 +9,8 @@ async function main(): Promise<void> {
     apiKey,
     apiSecret,
     port: Number(process.env.PORT ?? 0) || 0,
+    // Opened by hand in a browser: Kite's login page with its one button, not an instant redirect.
+    loginPage: true,
     ...(process.env.KITE_REDIRECT_URL ? { redirectUrl: process.env.KITE_REDIRECT_URL } : {}),
   });
   const secretNote = process.env.KITE_API_SECRET

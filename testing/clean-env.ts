@@ -22,6 +22,7 @@ const PRODUCT = [
   'SPECIAL_SESSIONS',
   'STATUS_PAGE_URL',
   'PORT',
+  'LOGIN_CALLBACK_PORT',
 ];
 
 /** Prefixes of families read by the product (REMINDER_*), the AWS SDK (AWS_*) and Powertools (POWERTOOLS_*). */

@@ -6,10 +6,13 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { formatKiteLoginTime, nextExpiry } from '../lib/engine/expiry.ts';
 import { loginUrl } from '../lib/kite/client.ts';
+import { sandboxLoginPage } from './kite-login-page.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const MAX_BODY_BYTES = 64 * 1024;
 const TOKEN_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+/** The browser's side of the login: no X-Kite-Version, and failNext() without an endpoint leaves them alone. */
+const LOGIN_ENDPOINTS: ReadonlySet<string> = new Set(['GET /connect/login', 'POST /connect/login/approve']);
 
 export interface KiteSandboxOptions {
   apiKey: string;
@@ -26,6 +29,12 @@ export interface KiteSandboxOptions {
   now?: () => Date;
   /** Where GET /connect/login sends the browser. Can also be set later with setRedirectUrl(). */
   redirectUrl?: string;
+  /**
+   * true: GET /connect/login answers with a login page (app, user, a "Log in as" button, never a password) and only
+   * the button's POST /connect/login/approve redirects, as a person sees Kite. Default false: GET /connect/login
+   * redirects at once, for tests and the bench, which follow the login with fetch.
+   */
+  loginPage?: boolean;
   /** How long a request token can be exchanged. Default 5 minutes. */
   requestTokenTtlMs?: number;
   /**
@@ -211,6 +220,7 @@ export async function startKiteSandbox(options: KiteSandboxOptions): Promise<Kit
   const renewRevokesOldAccessToken = options.renewRevokesOldAccessToken ?? false;
   const renewRevokesOldRefreshToken = options.renewRevokesOldRefreshToken ?? true;
   let redirectUrl = options.redirectUrl;
+  const loginPage = options.loginPage ?? false;
 
   const requestTokens = new Map<string, { issuedAt: number; used: boolean }>();
   const accessTokens = new Map<string, AccessEntry>();
@@ -378,11 +388,16 @@ export async function startKiteSandbox(options: KiteSandboxOptions): Promise<Kit
     sendJson(res, 200, { status: 'success', data: true });
   };
 
-  const login = (url: URL, res: ServerResponse) => {
-    if (url.searchParams.get('api_key') !== apiKey) return sendText(res, 400, 'Invalid api_key.');
-    if (url.searchParams.get('v') !== '3') return sendText(res, 400, 'This login flow expects v=3.');
-    if (!redirectUrl) return sendText(res, 400, 'No redirect URL is registered for this app.');
-    const target = new URL(redirectUrl);
+  /** Why the login page cannot be served for this query, or undefined. */
+  const loginRefusal = (url: URL): string | undefined => {
+    if (url.searchParams.get('api_key') !== apiKey) return 'Invalid api_key.';
+    if (url.searchParams.get('v') !== '3') return 'This login flow expects v=3.';
+    if (!redirectUrl) return 'No redirect URL is registered for this app.';
+    return undefined;
+  };
+
+  /** What Kite does once the person has logged in: back to the redirect URL with a fresh request token. */
+  const redirectToApp = (url: URL, res: ServerResponse, target: URL) => {
     target.searchParams.append('action', 'login');
     target.searchParams.append('type', 'login');
     target.searchParams.append('status', 'success');
@@ -391,15 +406,31 @@ export async function startKiteSandbox(options: KiteSandboxOptions): Promise<Kit
       target.searchParams.append(name, value);
     }
     if (res.destroyed) return;
-    res.writeHead(302, { Location: target.href, 'Content-Length': 0 });
+    res.writeHead(302, { Location: target.href, 'Content-Length': 0, 'Referrer-Policy': 'no-referrer' });
     res.end();
+  };
+
+  const login = (url: URL, res: ServerResponse, approved: boolean) => {
+    const refusal = loginRefusal(url);
+    if (refusal || !redirectUrl) return sendText(res, 400, refusal ?? '');
+    if (approved || !loginPage) return redirectToApp(url, res, new URL(redirectUrl));
+    const page = sandboxLoginPage({
+      apiKey,
+      userId,
+      userName,
+      approvePath: `/connect/login/approve${url.search}`,
+      redirectUrl,
+    });
+    if (res.destroyed) return;
+    res.writeHead(200, { ...page.headers, 'Content-Length': Buffer.byteLength(page.body) });
+    res.end(page.body);
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://sandbox.invalid');
     const method = req.method ?? 'GET';
     const endpoint = `${method} ${url.pathname}`;
-    const isApi = endpoint !== 'GET /connect/login';
+    const isApi = !LOGIN_ENDPOINTS.has(endpoint);
     calls[endpoint] = (calls[endpoint] ?? 0) + 1;
     arrivals.push({ endpoint, at: performance.now() });
 
@@ -419,7 +450,7 @@ export async function startKiteSandbox(options: KiteSandboxOptions): Promise<Kit
 
     // With the socket gone every send below is a no-op, while the state change still happens.
     if (takeRule(drops, endpoint, isApi)) res.destroy();
-    if (!isApi) return login(url, res);
+    if (!isApi) return login(url, res, endpoint === 'POST /connect/login/approve');
     if (req.headers['x-kite-version'] !== '3')
       return sendError(res, 400, 'InputException', MESSAGES.badVersion);
 

@@ -26,8 +26,10 @@ Commands:
                                           reached; with several accounts, a line each
   login-url [--config LOCATION] [--account NAME] [--stage STAGE]
                                           Print a Kite login link (works once, for 10 minutes) for the daily login
+  exchange --url ADDRESS [--config LOCATION] [--account NAME] [--stage STAGE]
   exchange --request-token TOKEN [--state STATE] [--config LOCATION] [--account NAME] [--stage STAGE]
-                                          Store the token of a login whose redirect you copied by hand
+                                          Store the token of a login whose redirect you copied by hand: the
+                                          whole address the browser ended on, or its request_token and state
   status-url [--stage STAGE] [--hours N] [--callback-url URL]
                                           Print a signed link (works 12 hours, or N) to the status page of the
                                           login callback at URL (default $KITE_REDIRECT_URL)
@@ -43,7 +45,7 @@ only at a login callback deployed with the same.
 
 Daily login: open the login-url link and log in to Kite. Kite sends the browser to the app's redirect URL
 (Kite developer console); when that is the login-callback function's URL, the token is stored right there.
-Otherwise copy request_token (and state) from the address bar and run exchange within a few minutes.`;
+Otherwise copy the whole address from the address bar and run exchange --url '…' within a few minutes.`;
 
 function parseOptions(argv: string[]) {
   try {
@@ -55,6 +57,7 @@ function parseOptions(argv: string[]) {
         force: { type: 'boolean', default: false },
         'request-token': { type: 'string' },
         state: { type: 'string' },
+        url: { type: 'string' },
         stage: { type: 'string' },
         account: { type: 'string' },
         hours: { type: 'string' },
@@ -91,8 +94,11 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
     io.stdout(`${USAGE}\n`);
     return command || values.help ? EXIT.ok : EXIT.badInput;
   }
-  if (command !== 'exchange' && (values['request-token'] !== undefined || values.state !== undefined)) {
-    throw new InputError('--request-token and --state belong to the exchange command');
+  if (
+    command !== 'exchange' &&
+    (values['request-token'] !== undefined || values.state !== undefined || values.url !== undefined)
+  ) {
+    throw new InputError('--url, --request-token and --state belong to the exchange command');
   }
   if (values.stage !== undefined && !['exchange', 'login-url', 'status-url'].includes(command)) {
     throw new InputError('--stage belongs to the login-url, exchange and status-url commands');
@@ -112,6 +118,7 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
       force: values.force,
       requestToken: values['request-token'],
       state: values.state,
+      url: values.url,
       stage: values.stage,
       account: values.account,
       callbackUrl: values['callback-url'],

@@ -25,6 +25,8 @@ export interface CommandOptions {
   force: boolean;
   requestToken: string | undefined;
   state: string | undefined;
+  /** The whole address the browser ended on after the Kite login (exchange --url). */
+  url: string | undefined;
   /** The deployment stage whose login callback takes the link (its LOGIN_STATE_SCOPE). */
   stage: string | undefined;
   /** The account (its name or user_id) when --config holds several. */
@@ -212,17 +214,58 @@ const loginUrl: Command = async (options, io) => {
       'Kite then sends the browser to the redirect URL registered for this app (api_key ' +
         `${config.api_key}) in the Kite developer console, https://developers.kite.trade/apps.`,
       "Register the login-callback function's URL there and the token is stored in that one step.",
-      'Otherwise copy request_token and state from the address bar and, within a few minutes, run:',
-      '  kite-token exchange --request-token <request_token> --state <state>',
+      'Otherwise copy the whole address the browser ends on and, within a few minutes, run:',
+      "  kite-token exchange --url '<that address>'",
       '',
     ].join('\n'),
   );
   return EXIT.ok;
 };
 
+const PASTE_AGAIN = 'paste the whole address the browser ended on after the Kite login';
+
+/**
+ * request_token and state from the address Kite's redirect left in the browser. Refuses an address that is not one,
+ * carries no (or more than one) request_token, or reports a login that did not succeed; the messages never repeat
+ * the address, since it holds the request token.
+ */
+export function fromRedirectAddress(address: string): { requestToken: string; state: string | undefined } {
+  let query: URLSearchParams;
+  try {
+    query = new URL(address.trim()).searchParams;
+  } catch (e: unknown) {
+    throw new InputError(`--url is not a web address: ${PASTE_AGAIN}`, { cause: e });
+  }
+  const status = query.getAll('status');
+  if (status.length !== 1 || status[0] !== 'success') {
+    const shown =
+      status.length === 1 && /^[a-z_]{1,20}$/.test(status[0] ?? '') ? ` (status=${status[0]})` : '';
+    throw new InputError(`--url is not from a successful Kite login${shown}: log in again`);
+  }
+  const tokens = query.getAll('request_token');
+  if (tokens.length !== 1 || !tokens[0])
+    throw new InputError(`--url carries no single request_token: ${PASTE_AGAIN}`);
+  const states = query.getAll('state');
+  if (states.length > 1) throw new InputError(`--url carries state more than once: ${PASTE_AGAIN}`);
+  return { requestToken: tokens[0], state: states[0] };
+}
+
+/** The request token and state from --url, or from --request-token and --state. */
+function loginFrom(options: CommandOptions): { requestToken: string; state: string | undefined } {
+  if (options.url !== undefined) {
+    if (options.requestToken !== undefined || options.state !== undefined) {
+      throw new InputError('exchange takes --url, or --request-token and --state, not both');
+    }
+    return fromRedirectAddress(options.url);
+  }
+  if (!options.requestToken) {
+    throw new InputError('exchange needs --url (the address the login ended on) or --request-token');
+  }
+  return { requestToken: options.requestToken, state: options.state };
+}
+
 const exchange: Command = async (options, io) => {
-  const requestToken = options.requestToken;
-  if (!requestToken) throw new InputError('exchange needs --request-token (from the login redirect)');
+  const { requestToken, state } = loginFrom(options);
   const scope = stateScope(options);
   const appSecret = await loadAppSecret();
   const log = consoleLog(io);
@@ -235,7 +278,7 @@ const exchange: Command = async (options, io) => {
     account: given,
     appSecret,
     requestToken,
-    state: options.state,
+    state,
     stateScope: scope,
     // The person at the terminal holds the app secret and write access to the store, so could set user_id by hand:
     // a first login here may pin the account it was made with.

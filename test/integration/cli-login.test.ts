@@ -1,8 +1,11 @@
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EXIT, runCli } from '../../lib/cli/cli.ts';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { loginStateKey, verifyLoginState } from '../../lib/login/state.ts';
+import { cleanEnv } from '../../testing/clean-env.ts';
 import {
   API_KEY,
   leakedTokens,
@@ -44,11 +47,29 @@ async function seed(extra: Partial<BrokerConfig> = {}) {
   return { path, bytes: await readFile(path, 'utf8') };
 }
 
-/** Opens the link like a browser and returns the query Kite puts on the redirect URL. */
-async function logInThrough(link: string): Promise<URLSearchParams> {
+/** Opens the link like a browser and returns the address Kite sends it to: the redirect URL with its query. */
+async function redirectAddress(link: string): Promise<string> {
   const response = await fetch(link, { redirect: 'manual' });
   expect(response.status).toBe(302);
-  return new URL(response.headers.get('location') ?? '').searchParams;
+  return response.headers.get('location') ?? '';
+}
+
+/** Opens the link like a browser and returns the query Kite puts on the redirect URL. */
+async function logInThrough(link: string): Promise<URLSearchParams> {
+  return new URL(await redirectAddress(link)).searchParams;
+}
+
+/** kite-token as a child process, as a person runs it, with only the app secret set. */
+async function cliProcess(...argv: string[]) {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['bin/kite-token.ts', ...argv], {
+      env: cleanEnv({ KITE_API_SECRET: fx.appSecret }),
+    });
+    return { code: 0, stdout, stderr };
+  } catch (e: unknown) {
+    const failed = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: failed.code ?? -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
+  }
 }
 
 describe('kite-token login-url', () => {
@@ -64,7 +85,7 @@ describe('kite-token login-url', () => {
     const state = new URLSearchParams(link.searchParams.get('redirect_params') ?? '').get('state');
     expect(verifyLoginState(loginStateKey(fx.appSecret), state).ok).toBe(true);
     expect(run.stderr).toMatch(/redirect URL registered for this app .*Kite developer console/s);
-    expect(run.stderr).toContain('kite-token exchange --request-token');
+    expect(run.stderr).toContain("kite-token exchange --url '<that address>'");
     expect(leakedTokens(fx.sandbox, run.stdout + run.stderr)).toEqual([]);
     expect(run.stdout + run.stderr).not.toContain(fx.appSecret);
   });
@@ -221,10 +242,111 @@ describe('kite-token exchange', () => {
   });
 });
 
+describe('kite-token exchange --url', () => {
+  it('stores the token from the whole address the browser ended on, without echoing its request token', async () => {
+    const { path } = await seed();
+    const address = await redirectAddress((await cli('login-url', '--config', path)).stdout.trim());
+
+    const run = await cliProcess('exchange', '--config', path, '--url', address);
+
+    expect(run.code).toBe(EXIT.ok);
+    expect(run.stdout).toMatch(/^Logged in as XX0000 — valid until 06:00 IST/);
+    const stored = JSON.parse(await readFile(path, 'utf8')) as BrokerConfig;
+    expect(fx.sandbox.isAccessTokenValid(stored.api_secret)).toBe(true);
+    expect(stored.login_states_used).toHaveLength(1);
+    expect(leakedTokens(fx.sandbox, run.stdout + run.stderr)).toEqual([]);
+  });
+
+  it('checks the state the address carries: a tampered one is refused and nothing is written', async () => {
+    const { path, bytes } = await seed();
+    const address = new URL(await redirectAddress((await cli('login-url', '--config', path)).stdout.trim()));
+    address.searchParams.set('state', `${address.searchParams.get('state')}x`);
+
+    const run = await cliProcess('exchange', '--config', path, '--url', address.href);
+
+    expect(run.code).toBe(EXIT.badInput);
+    expect(run.stderr).toMatch(/^login failed: The login link’s state is not one this service issued/);
+    expect(await readFile(path, 'utf8')).toBe(bytes);
+  });
+
+  it.each([
+    [
+      'a malformed address',
+      'request_token=abc&status=success',
+      /^bad input: --url is not a web address: paste/,
+    ],
+    [
+      'no request_token',
+      'http://127.0.0.1/?action=login&status=success',
+      /^bad input: --url carries no single request_token/,
+    ],
+    [
+      'a cancelled login',
+      'http://127.0.0.1/?action=login&status=cancelled&request_token=TOKEN',
+      /^bad input: --url is not from a successful Kite login \(status=cancelled\): log in again$/m,
+    ],
+    [
+      'no status',
+      'http://127.0.0.1/?action=login&request_token=TOKEN',
+      /^bad input: --url is not from a successful Kite login: log in again$/m,
+    ],
+    [
+      'two request tokens',
+      'http://127.0.0.1/?status=success&request_token=TOKEN&request_token=TOKEN',
+      /^bad input: --url carries no single request_token/,
+    ],
+  ])(
+    'refuses %s with one line and exit 2, asking Kite nothing and echoing no token',
+    async (_case, template, message) => {
+      const { path, bytes } = await seed();
+      const requestToken = fx.sandbox.issueRequestToken();
+
+      const run = await cliProcess(
+        'exchange',
+        '--config',
+        path,
+        '--url',
+        template.replaceAll('TOKEN', requestToken),
+      );
+
+      expect(run.code).toBe(EXIT.badInput);
+      expect(run.stderr).toMatch(message);
+      expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).not.toContain(requestToken);
+      expect(fx.sandbox.calls['POST /session/token']).toBeUndefined();
+      expect(await readFile(path, 'utf8')).toBe(bytes);
+    },
+  );
+
+  it('refuses --url together with --request-token or --state, and on other commands', async () => {
+    const { path } = await seed();
+    const address = 'http://127.0.0.1/?action=login&status=success&request_token=abcdefghijklmnop';
+
+    const both = await cli(
+      'exchange',
+      '--config',
+      path,
+      '--url',
+      address,
+      '--request-token',
+      'abcdefghijklmnop',
+    );
+    const other = await cli('status', '--config', path, '--url', address);
+
+    expect(both).toMatchObject({ code: EXIT.badInput, stderr: expect.stringMatching(/not both/) });
+    expect(other).toMatchObject({
+      code: EXIT.badInput,
+      stderr: expect.stringMatching(/belong to the exchange/),
+    });
+  });
+});
+
 describe('kite-token --help', () => {
   it('lists the login commands', async () => {
     const run = await cli('--help');
     expect(run.stdout).toContain('login-url');
     expect(run.stdout).toContain('exchange --request-token');
+    expect(run.stdout).toContain('exchange --url ADDRESS');
   });
 });

@@ -320,6 +320,46 @@ describe('startKiteSandbox', () => {
     expect((await exchange(requestToken)).status).toBe(200);
   });
 
+  it('with loginPage, shows a login page that names the app and user, asks for no password and issues nothing', async () => {
+    await restart({ redirectUrl: 'http://127.0.0.1:9/callback', loginPage: true, userId: 'AB1234' });
+
+    const response = await fetch(sandbox.loginUrl({ state: 's' }), { redirect: 'manual' });
+    const html = await response.text();
+
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(response.headers.get('content-security-policy')).toMatch(
+      /^default-src 'none'; style-src 'sha256-[^']+'; form-action 'self' http:\/\/127\.0\.0\.1:9; /,
+    );
+    expect(response.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(response.headers.get('cache-control')).toBe('no-store');
+    expect(html).toContain('<h1>Login to Kite</h1>');
+    expect(html).toContain(API_KEY);
+    expect(html).toContain('Log in as AB1234</button>');
+    expect(html).toContain('local Kite sandbox');
+    expect(html).not.toMatch(/<input|<script|password"|totp"/i);
+    expect(sandbox.issuedTokens()).toEqual([]);
+  });
+
+  it('with loginPage, redirects only when the button posts the same query to /connect/login/approve', async () => {
+    await restart({ redirectUrl: 'http://127.0.0.1:9/callback', loginPage: true });
+    const page = await (await fetch(sandbox.loginUrl({ state: 'a b' }))).text();
+    const action = /<form method="post" action="([^"]+)">/.exec(page)?.[1]?.replaceAll('&amp;', '&') ?? '';
+
+    const response = await fetch(sandbox.url + action, { method: 'POST', redirect: 'manual' });
+
+    expect(action.startsWith('/connect/login/approve?v=3&api_key=')).toBe(true);
+    expect(response.status).toBe(302);
+    const location = new URL(response.headers.get('location') ?? '');
+    expect(location.origin + location.pathname).toBe('http://127.0.0.1:9/callback');
+    expect(Object.fromEntries(location.searchParams)).toMatchObject({
+      action: 'login',
+      status: 'success',
+      state: 'a b',
+    });
+    expect((await exchange(location.searchParams.get('request_token') ?? '')).status).toBe(200);
+  });
+
   it('refuses the login page for another api_key', async () => {
     await restart({ redirectUrl: 'http://127.0.0.1:9/callback' });
 

@@ -1,0 +1,144 @@
+// The daily login clicked through in Chromium, from the "Login link:" line `npm run emulators` prints: the sandbox's
+// login page, its button, Kite's redirect to the login callback behind the Function URL stand-in, and the page the
+// callback answers with. Every page must be free of console errors (CSP violations included), fit a phone and a
+// desktop, and show no token.
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { BrowserContext, Page, Response } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
+import { buildLoginLink } from '../../lib/login/link.ts';
+import { type EmulatorsProcess, startEmulatorsProcess } from '../../testing/emulators-process.ts';
+import { describeInBrowser, expectFitsEveryWidth, watchPage } from '../support/browser.ts';
+
+const USER = 'XX0000';
+
+describeInBrowser('the daily login in Chromium, from npm run emulators', (browser) => {
+  let emulators: EmulatorsProcess;
+  let s3: S3Client;
+  let context: BrowserContext;
+
+  beforeAll(async () => {
+    emulators = await startEmulatorsProcess();
+    s3 = new S3Client({
+      region: 'ap-south-1',
+      endpoint: emulators.s3Endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+  });
+
+  afterAll(async () => {
+    s3?.destroy();
+    await emulators?.stop();
+  });
+
+  beforeEach(async () => {
+    context = await browser().newContext({ viewport: { width: 375, height: 800 } });
+  });
+
+  afterEach(async () => {
+    await context?.close();
+  });
+
+  /** The stored broker-config.json, as the S3 emulator holds it. */
+  async function storedText(): Promise<string> {
+    const { bucket, key } = emulators.s3Document;
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return (await object.Body?.transformToString('utf8')) ?? '';
+  }
+
+  /** Opens `link` on the sandbox's login page, checks that page, presses its button: the callback's answer. */
+  async function logIn(page: Page, link: string): Promise<Response> {
+    await page.goto(link);
+    expect(await page.locator('h1').textContent()).toBe('Login to Kite');
+    expect(await page.locator('main').textContent()).toContain(emulators.apiKey);
+    expect(await page.locator('input, [type=password]').count()).toBe(0);
+    await expectFitsEveryWidth(page);
+    const [answer] = await Promise.all([
+      page.waitForResponse((response) => response.url().startsWith(emulators.callbackUrl)),
+      page.getByRole('button', { name: `Log in as ${USER}` }).click(),
+    ]);
+    await page.waitForLoadState('load');
+    return answer;
+  }
+
+  it('clicks through from the printed login link to the success page and stores a token the sandbox accepts', async () => {
+    const page = await context.newPage();
+    const watch = watchPage(page);
+    const before = JSON.parse(await storedText()) as BrokerConfig;
+
+    const answer = await logIn(page, emulators.loginLink);
+
+    expect(answer.status()).toBe(200);
+    expect(answer.headers()['referrer-policy']).toBe('no-referrer');
+    expect(page.url().startsWith(`${emulators.callbackUrl}?`)).toBe(true);
+    expect(await page.locator('h1').textContent()).toBe('✅ Logged in');
+    expect(await page.locator('main').textContent()).toMatch(/Logged in as XX0000 — valid until 06:00 IST/);
+    await expectFitsEveryWidth(page);
+    const stored = JSON.parse(await storedText()) as BrokerConfig;
+    expect(stored.api_secret).not.toBe(before.api_secret);
+    const profile = await fetch(`${emulators.kiteUrl}/user/profile`, {
+      headers: { 'X-Kite-Version': '3', Authorization: `token ${emulators.apiKey}:${stored.api_secret}` },
+    });
+    expect(profile.status).toBe(200);
+    expect(((await profile.json()) as { data: { user_id: string } }).data.user_id).toBe(USER);
+    const shown = [...watch.seen, page.url(), await page.content()].join('\n');
+    for (const token of [stored.api_secret, stored.refresh_token].filter(Boolean)) {
+      expect(shown).not.toContain(token);
+    }
+    expect(watch.problems).toEqual([]);
+
+    // The address still holds the request token and state, but both are spent: a reload changes nothing.
+    const reload = await page.reload();
+    expect(reload?.status()).toBe(410);
+    expect(await page.locator('h1').textContent()).toBe('Login failed');
+    expect((JSON.parse(await storedText()) as BrokerConfig).api_secret).toBe(stored.api_secret);
+    expect(watch.problems).toEqual([]);
+  });
+
+  it('answers an expired link with a failure page and changes nothing', async () => {
+    const page = await context.newPage();
+    const watch = watchPage(page);
+    const before = await storedText();
+    const expired = buildLoginLink({
+      apiKey: emulators.apiKey,
+      appSecret: emulators.appSecret,
+      loginRoot: emulators.kiteUrl,
+      now: new Date(Date.now() - 4 * 60 * 60 * 1000),
+    });
+
+    const answer = await logIn(page, expired);
+
+    expect(answer.status()).toBe(403);
+    expect(answer.headers()['referrer-policy']).toBe('no-referrer');
+    expect(await page.locator('h1').textContent()).toBe('Login failed');
+    expect(await page.locator('main').textContent()).toContain('The login link has expired.');
+    await expectFitsEveryWidth(page);
+    expect(await storedText()).toBe(before);
+    expect(watch.problems).toEqual([]);
+  });
+
+  it('answers a tampered link with a failure page and changes nothing', async () => {
+    const page = await context.newPage();
+    const watch = watchPage(page);
+    const before = await storedText();
+    const link = new URL(emulators.loginLink);
+    const state = new URLSearchParams(link.searchParams.get('redirect_params') ?? '').get('state') ?? '';
+    // Another lifetime under the same signature.
+    const [version, issued, ttl, ...rest] = state.split('.');
+    link.searchParams.set(
+      'redirect_params',
+      new URLSearchParams({
+        state: [version, issued, String(Number(ttl) - 1), ...rest].join('.'),
+      }).toString(),
+    );
+
+    const answer = await logIn(page, link.href);
+
+    expect(answer.status()).toBe(403);
+    expect(await page.locator('main').textContent()).toContain('not one this service issued');
+    await expectFitsEveryWidth(page);
+    expect(await storedText()).toBe(before);
+    expect(watch.problems).toEqual([]);
+  });
+});

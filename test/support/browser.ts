@@ -1,0 +1,83 @@
+// Shared browser-test wiring: a suite that needs Chromium (skipped with its reason locally when it is missing, failed
+// under CI=true so CI cannot skip it silently), one browser per file, and the checks every page must pass.
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumMissing, launchChromium, WIDTHS } from '../../testing/chromium.ts';
+
+export { WIDTHS } from '../../testing/chromium.ts';
+
+/**
+ * describe() for tests that drive Chromium. `browser()` returns the file's one browser, launched once before the
+ * suite. Without Chromium: skipped, the reason in the suite's name; with CI=true, one failing test instead.
+ */
+export function describeInBrowser(name: string, body: (browser: () => Browser) => void): void {
+  const missing = chromiumMissing();
+  if (missing && process.env.CI === 'true') {
+    describe(name, () => {
+      it('has Chromium to run in (CI=true must not skip the browser tests)', () => {
+        throw new Error(missing);
+      });
+    });
+    return;
+  }
+  if (missing) {
+    describe.skip(`${name} (skipped: ${missing})`, () => body(() => undefined as never));
+    return;
+  }
+  describe(name, () => {
+    let browser: Browser | undefined;
+    beforeAll(async () => {
+      browser = await launchChromium();
+    });
+    afterAll(async () => {
+      await browser?.close();
+    });
+    body(() => {
+      if (!browser) throw new Error('the browser did not start');
+      return browser;
+    });
+  });
+}
+
+const DOCUMENT_STATUS = 'Failed to load resource: the server responded with a status of';
+
+/** An address fit for a test's output: the callback's query holds a request token, which must not be printed. */
+function withoutQuery(url: string): string {
+  const parsed = new URL(url);
+  return parsed.search ? `${parsed.origin}${parsed.pathname}?…` : url;
+}
+
+/**
+ * Collects what a page must never produce: console errors (a CSP violation is one) and uncaught exceptions. Also
+ * records the address and text of every document the page showed, for token sweeps.
+ */
+export function watchPage(page: Page): { problems: string[]; seen: string[] } {
+  const problems: string[] = [];
+  const seen: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() !== 'error' && message.type() !== 'warning') return;
+    // Chromium reports a document answered with 4xx as a failed resource; the failure pages are answered so on purpose.
+    if (message.text().startsWith(DOCUMENT_STATUS) && message.location().url === page.url()) return;
+    problems.push(`console ${message.type()} on ${withoutQuery(page.url())}: ${message.text()}`);
+  });
+  page.on('pageerror', (error) =>
+    problems.push(`page error on ${withoutQuery(page.url())}: ${error.message}`),
+  );
+  page.on('load', () => {
+    seen.push(page.url());
+    page.content().then(
+      (html) => seen.push(html),
+      () => undefined,
+    );
+  });
+  return { problems, seen };
+}
+
+/** The page fits the phone and the desktop width: nothing wider than the viewport, so no horizontal scroll. */
+export async function expectFitsEveryWidth(page: Page): Promise<void> {
+  for (const [name, width] of Object.entries(WIDTHS)) {
+    await page.setViewportSize({ width, height: 800 });
+    const scrollWidth = await page.evaluate<number>('document.documentElement.scrollWidth');
+    expect(scrollWidth, `${withoutQuery(page.url())} at ${name} width ${width}px`).toBeLessThanOrEqual(width);
+  }
+}
