@@ -300,7 +300,7 @@ function graphed(w: Widget): GraphedMetric[] {
     const options = entry.find(isObject);
     if (options && typeof options.expression === 'string') {
       const search =
-        /^SEARCH\('\{([^}]+)\} service="kite-token-refresh" MetricName="(\w+)"', '\w+', \d+\)$/.exec(
+        /^SEARCH\('\{([^}]+)\} service="kite-token-refresh-dev" MetricName="(\w+)"', '\w+', \d+\)$/.exec(
           options.expression,
         );
       expect(search, options.expression).not.toBeNull();
