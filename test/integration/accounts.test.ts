@@ -17,7 +17,13 @@ import { loginStateKey, verifyLoginState } from '../../lib/login/state.ts';
 import type { OnDemandResponse } from '../../lib/shared/on-demand-response.ts';
 import { type SnsEmulator, startSnsEmulator } from '../../testing/sns-server.ts';
 import { startWebhookEmulator, type WebhookEmulator } from '../../testing/webhook-server.ts';
-import { leakedTokens, type SandboxFixture, seedConfig, startSandbox } from '../support/fixtures.ts';
+import {
+  captureStdio,
+  leakedTokens,
+  type SandboxFixture,
+  seedConfig,
+  startSandbox,
+} from '../support/fixtures.ts';
 import { lambdaContextFor } from '../support/lambda-context.ts';
 import { BUCKET, type CloudStores, endpointEnv, startCloud } from '../support/stores.ts';
 
@@ -95,12 +101,9 @@ beforeEach(async () => {
   });
   delete process.env.ALERT_TOPIC_ARN;
   output = '';
-  const capture = (chunk: string | Uint8Array) => {
-    output += String(chunk);
-    return true;
-  };
-  vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-  vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+  captureStdio((chunk) => {
+    output += chunk;
+  });
 });
 
 afterEach(async () => {

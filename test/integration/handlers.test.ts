@@ -17,7 +17,13 @@ import { KiteApiError } from '../../lib/shared/errors.ts';
 import { type LambdaEmulator, startLambdaEmulator } from '../../testing/lambda-server.ts';
 import { type SnsEmulator, startSnsEmulator } from '../../testing/sns-server.ts';
 import { startTelegramEmulator, type TelegramEmulator } from '../../testing/telegram-server.ts';
-import { leakedTokens, type SandboxFixture, seedConfig, startSandbox } from '../support/fixtures.ts';
+import {
+  captureStdio,
+  leakedTokens,
+  type SandboxFixture,
+  seedConfig,
+  startSandbox,
+} from '../support/fixtures.ts';
 import { lambdaContextFor } from '../support/lambda-context.ts';
 import {
   BUCKET,
@@ -79,12 +85,9 @@ beforeEach(async () => {
   });
   resetLambdaContext();
   output = '';
-  const capture = (chunk: string | Uint8Array) => {
-    output += String(chunk);
-    return true;
-  };
-  vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-  vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+  captureStdio((chunk) => {
+    output += chunk;
+  });
 });
 
 afterEach(async () => {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
+import type { Context } from 'aws-lambda';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler, type LoginCallbackResult } from '../../functions/login-callback.ts';
 import { runCli } from '../../lib/cli/cli.ts';
@@ -19,6 +19,7 @@ import {
   startSandbox,
   writeTempConfig,
 } from '../support/fixtures.ts';
+import { functionUrlEvent } from '../support/function-url.ts';
 
 const CALLBACK = 'https://abc123.lambda-url.ap-south-1.on.aws/';
 
@@ -43,39 +44,8 @@ function context(): Context {
   };
 }
 
-/** The Function URL event (payload 2.0) a browser following `url` produces. */
-function urlEvent(url: URL, method = 'GET'): LambdaFunctionURLEvent {
-  return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: url.pathname,
-    rawQueryString: url.search.slice(1),
-    headers: { host: url.host, 'user-agent': 'Mozilla/5.0' },
-    ...(url.search ? { queryStringParameters: Object.fromEntries(url.searchParams) } : {}),
-    requestContext: {
-      accountId: 'anonymous',
-      apiId: 'abc123',
-      domainName: url.host,
-      domainPrefix: 'abc123',
-      http: {
-        method,
-        path: url.pathname,
-        protocol: 'HTTP/1.1',
-        sourceIp: '127.0.0.1',
-        userAgent: 'Mozilla/5.0',
-      },
-      requestId: randomUUID(),
-      routeKey: '$default',
-      stage: '$default',
-      time: '07/Nov/2025:02:31:00 +0000',
-      timeEpoch: Date.now(),
-    },
-    isBase64Encoded: false,
-  };
-}
-
 async function callback(url: URL, method = 'GET'): Promise<LoginCallbackResult> {
-  return (await handler(urlEvent(url, method), context())) as LoginCallbackResult;
+  return (await handler(functionUrlEvent(url, method), context())) as LoginCallbackResult;
 }
 
 /** Follows a login link to the sandbox's login page; returns where Kite sends the browser back to. */

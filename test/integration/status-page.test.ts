@@ -7,7 +7,13 @@ import { logger, resetLambdaContext } from '../../lib/lambda/context.ts';
 import { createLoginState, loginStateKey, verifyLoginState } from '../../lib/login/state.ts';
 import { buildStatusLink, createStatusToken, statusLinkKey } from '../../lib/login/status-link.ts';
 import { statusForbiddenPage } from '../../lib/login/status-page.ts';
-import { leakedTokens, type SandboxFixture, seedConfig, startSandbox } from '../support/fixtures.ts';
+import {
+  captureStdio,
+  leakedTokens,
+  type SandboxFixture,
+  seedConfig,
+  startSandbox,
+} from '../support/fixtures.ts';
 import { buttonLinks, openOnCallback, STRICT_HEADERS } from '../support/function-url.ts';
 import { BUCKET, type CloudStores, endpointEnv, startCloud } from '../support/stores.ts';
 
@@ -58,12 +64,9 @@ beforeEach(async () => {
   resetLambdaContext();
   cloud.s3.resetRequests();
   output = '';
-  const capture = (chunk: string | Uint8Array) => {
-    output += String(chunk);
-    return true;
-  };
-  vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-  vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+  captureStdio((chunk) => {
+    output += chunk;
+  });
   logger.setLogLevel('DEBUG');
 });
 

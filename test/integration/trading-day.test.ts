@@ -13,7 +13,13 @@ import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { toIsoIst } from '../../lib/engine/expiry.ts';
 import { metrics, resetLambdaContext } from '../../lib/lambda/context.ts';
 import { type SnsEmulator, startSnsEmulator } from '../../testing/sns-server.ts';
-import { leakedTokens, type SandboxFixture, seedConfig, startSandbox } from '../support/fixtures.ts';
+import {
+  captureStdio,
+  leakedTokens,
+  type SandboxFixture,
+  seedConfig,
+  startSandbox,
+} from '../support/fixtures.ts';
 import { lambdaContextFor } from '../support/lambda-context.ts';
 import { BUCKET, type CloudStores, endpointEnv, startCloud } from '../support/stores.ts';
 
@@ -142,12 +148,9 @@ beforeEach(async () => {
   put('alice', seedConfig(kite.alice.sandbox, 'fresh', { user_id: USERS.alice }));
   put('bob', seedConfig(kite.bob.sandbox, 'fresh', { user_id: USERS.bob, refresh_token: '' }));
   output = '';
-  const capture = (chunk: string | Uint8Array) => {
-    output += String(chunk);
-    return true;
-  };
-  vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-  vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+  captureStdio((chunk) => {
+    output += chunk;
+  });
 });
 
 afterEach(async () => {

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { vi } from 'vitest';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { toIsoIst } from '../../lib/engine/expiry.ts';
 import { KiteClient } from '../../lib/kite/client.ts';
@@ -82,4 +83,14 @@ export function captureLog(): CapturedLog {
 /** Every whole token the sandbox ever issued that appears in `text`. */
 export function leakedTokens(sandbox: KiteSandbox, text: string): string[] {
   return sandbox.issuedTokens().filter((token) => text.includes(token));
+}
+
+/** Sends everything this process writes to stdout and stderr (Powertools' log lines) to `append` instead. */
+export function captureStdio(append: (chunk: string) => void): void {
+  const capture = (chunk: string | Uint8Array) => {
+    append(String(chunk));
+    return true;
+  };
+  vi.spyOn(process.stdout, 'write').mockImplementation(capture);
+  vi.spyOn(process.stderr, 'write').mockImplementation(capture);
 }
