@@ -6,6 +6,7 @@ import { type AccountRegistry, createAccountRegistry } from '../accounts/registr
 import type { Refresher } from '../engine/refresher.ts';
 import type { KiteCallInfo } from '../kite/client.ts';
 import { ConfigError } from '../shared/errors.ts';
+import { lazyAsync } from '../shared/lazy.ts';
 import type { Log, LogFields } from '../shared/log.ts';
 import { appSecretFrom } from './app-secret.ts';
 import { DEFAULTS, type LambdaSettings, readSettings } from './settings.ts';
@@ -49,8 +50,6 @@ export interface LambdaContext {
   readonly refresher: Refresher;
 }
 
-let cached: Promise<LambdaContext> | undefined;
-
 async function build(): Promise<LambdaContext> {
   const settings = readSettings();
   const appSecret = await appSecretFrom(settings.appSecret);
@@ -79,21 +78,16 @@ async function build(): Promise<LambdaContext> {
   };
 }
 
+let container = lazyAsync(build);
+
 /** Settings, app secret and refresher, built once per container; a failed start is retried next invocation. */
 export function lambdaContext(): Promise<LambdaContext> {
-  if (!cached) {
-    const building = build();
-    cached = building;
-    building.catch(() => {
-      if (cached === building) cached = undefined;
-    });
-  }
-  return cached;
+  return container();
 }
 
 /** Forgets the per-container state (tests change the environment between cases). */
 export function resetLambdaContext(): void {
-  cached = undefined;
+  container = lazyAsync(build);
 }
 
 /** When Lambda will stop this invocation (epoch ms), less a second for the answer to get out. */

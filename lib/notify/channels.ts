@@ -3,6 +3,7 @@
 // secret's schema load with its first notice, so a cold start that says nothing pays for none of them.
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SNSClient } from '@aws-sdk/client-sns';
+import { lazyAsync } from '../shared/lazy.ts';
 import type { Notice } from './notice.ts';
 import type { Channel, SendOptions } from './notify.ts';
 import type { PostOptions } from './post.ts';
@@ -21,21 +22,6 @@ export interface ChannelOptions extends Pick<PostOptions, 'fetch' | 'backoff'> {
   secrets?: SecretsManagerClient;
 }
 
-/** A value made on first call and kept once it resolves; a failed attempt is forgotten, so the next one tries again. */
-function keptOnceResolved<T>(make: () => Promise<T>): () => Promise<T> {
-  let kept: Promise<T> | undefined;
-  return () => {
-    if (!kept) {
-      const making = make();
-      kept = making;
-      making.catch(() => {
-        if (kept === making) kept = undefined;
-      });
-    }
-    return kept;
-  };
-}
-
 type ChannelSecrets = typeof import('./channel-secrets.ts');
 
 /** A channel's secret, read and checked with its first notice; the parsing code loads only then too. */
@@ -44,7 +30,7 @@ function secretOf<T>(
   options: ChannelOptions,
   parse: (secrets: ChannelSecrets, text: string | undefined, id: string) => T,
 ): () => Promise<T> {
-  return keptOnceResolved(async () => {
+  return lazyAsync(async () => {
     const [{ getSecretString }, secrets] = await Promise.all([
       import('../lambda/secret-string.ts'),
       import('./channel-secrets.ts'),
@@ -54,7 +40,7 @@ function secretOf<T>(
 }
 
 function snsChannel(topicArn: string, options: ChannelOptions): Channel {
-  const publisher = keptOnceResolved(async () =>
+  const publisher = lazyAsync(async () =>
     (await import('./sns.ts')).snsPublisher(topicArn, { client: options.sns }),
   );
   return { name: 'sns', send: async (notice) => (await publisher())(notice) };

@@ -10,6 +10,21 @@ export function lazy<T>(make: () => T): () => T {
   };
 }
 
+/** A promise made on first call and kept once it resolves; a failed attempt is forgotten, so the next call tries again. */
+export function lazyAsync<T>(make: () => Promise<T>): () => Promise<T> {
+  let kept: Promise<T> | undefined;
+  return () => {
+    if (!kept) {
+      const making = make();
+      kept = making;
+      making.catch(() => {
+        if (kept === making) kept = undefined;
+      });
+    }
+    return kept;
+  };
+}
+
 /** What a store or publisher accepts for its SDK client (Powertools BaseProvider style). */
 export interface ClientOptions<Client, Config> {
   /** A ready client, used as is. */
