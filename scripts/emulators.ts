@@ -1,10 +1,11 @@
 // `npm run emulators`: the Kite sandbox, an S3 server and a Secrets Manager server on loopback, each seeded with a
 // broker-config.json whose token has expired, and the login callback behind a Function URL stand-in, for trying the
-// CLI, the Lambda handlers and the daily login in a browser without AWS or Kite.
+// CLI, the Lambda handlers, the daily login and the status page in a browser without AWS or Kite.
 
 import { loginLinkFor } from '../lib/accounts/login-link.ts';
 import type { BrokerConfig } from '../lib/engine/broker-config.ts';
 import { toIsoIst } from '../lib/engine/expiry.ts';
+import { buildStatusLink, STATUS_LINK_TTL_MS, statusPageUrl } from '../lib/login/status-link.ts';
 import { cleanProcessEnv } from '../testing/clean-env.ts';
 import { startFunctionUrlServer } from '../testing/function-url-server.ts';
 import { startKiteSandbox } from '../testing/kite-sandbox.ts';
@@ -77,17 +78,26 @@ const callback = await startFunctionUrlServer({
   port: callbackPort,
 });
 kite.setRedirectUrl(callback.url);
+// The callback's environment above sets no LOGIN_STATE_SCOPE, so it verifies both links with the unscoped keys.
 const loginLink = loginLinkFor(undefined, s3Document, { appSecret: APP_SECRET, ttlMs: LINK_TTL_MS });
+const statusLink = buildStatusLink(statusPageUrl(callback.url), {
+  appSecret: APP_SECRET,
+  scope: undefined,
+  // 12 hours, as the morning message's link: a trading day.
+  ttlMs: STATUS_LINK_TTL_MS,
+});
 
 process.stdout.write(`Kite sandbox:     ${kite.url}   (login page ${kite.url}/connect/login)
 S3:               ${s3.endpoint}   s3://${BUCKET}/${KEY}
 Secrets Manager:  ${sm.endpoint}   secretsmanager://${SECRET}
 Login callback:   ${callback.url}   (the loginCallback function; the sandbox's redirect URL)
 
-Each holds a broker-config.json with an expired token. The daily login, in a browser (works once, for 3 hours;
-it stores the token in s3://${BUCKET}/${KEY}):
+Each holds a broker-config.json with an expired token. In a browser: the daily login (works once, for 3 hours;
+it stores the token in s3://${BUCKET}/${KEY}) and the status page (that document at a glance, with a Log in with
+Kite button while a login is due; works for 12 hours):
 
-Login link: ${loginLink}
+Login link:  ${loginLink}
+Status page: ${statusLink}
 
 In another terminal:
 

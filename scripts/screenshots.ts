@@ -1,6 +1,6 @@
-// `npm run screenshots`: PNGs of the pages a person sees during the daily login, at phone and desktop width, into
-// docs/screenshots/ for the README. It runs `npm run emulators` and Debian's Chromium, and starts each page where a
-// person does: from the printed login link. A new page is one more entry in SHOTS.
+// `npm run screenshots`: PNGs of the pages a person sees during the daily login and on the status page, at phone and
+// desktop width, into docs/screenshots/ for the README. It runs `npm run emulators` and Debian's Chromium, and starts
+// each page where a person does: from the printed login or status page link. A new page is one more entry in SHOTS.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,8 +26,14 @@ async function pressLogIn(page: Page): Promise<void> {
   ]);
 }
 
+/** The printed status page link, as it stood when the shot was taken. */
+const openStatusPage = (page: Page, emulators: EmulatorsProcess) =>
+  page.goto(emulators.statusLink).then(() => undefined);
+
 const SHOTS: Shot[] = [
   { name: 'sandbox-login', open: (page, emulators) => page.goto(emulators.loginLink).then(() => undefined) },
+  // Before the login below: the seeded token has expired, so the page offers Log in with Kite.
+  { name: 'status-login-needed', open: openStatusPage },
   {
     name: 'login-success',
     open: async (page, emulators) => {
@@ -35,6 +41,8 @@ const SHOTS: Shot[] = [
       await pressLogIn(page);
     },
   },
+  // After it: the fresh token, nothing to log in for.
+  { name: 'status-fresh', open: openStatusPage },
   {
     name: 'login-failed',
     open: async (page, emulators) => {

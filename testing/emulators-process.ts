@@ -1,5 +1,5 @@
 // `npm run emulators` (scripts/emulators.ts) as a child process on free ports, with what it printed read back: the
-// browser tests and `npm run screenshots` start the login exactly where a person does, from its "Login link:" line.
+// browser tests and `npm run screenshots` start where a person does, from its "Login link:" and "Status page:" lines.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { cleanEnv } from './clean-env.ts';
@@ -10,6 +10,8 @@ const READY = 'Ctrl-C stops them.';
 export interface EmulatorsProcess {
   /** The signed login link it printed. */
   loginLink: string;
+  /** The signed status page link it printed (12 hours). */
+  statusLink: string;
   kiteUrl: string;
   s3Endpoint: string;
   /** The S3 document the login callback stores the token in. */
@@ -69,7 +71,8 @@ export async function startEmulatorsProcess(
   });
 
   return {
-    loginLink: field(output, /^Login link: (http:\/\/\S+)$/m, 'login link'),
+    loginLink: field(output, /^Login link: +(http:\/\/\S+)$/m, 'login link'),
+    statusLink: field(output, /^Status page: +(http:\/\/\S+)$/m, 'status page link'),
     kiteUrl: field(output, /^Kite sandbox: +(http:\/\/\S+)/m, 'Kite sandbox URL'),
     s3Endpoint: field(output, /^S3: +(http:\/\/\S+)/m, 'S3 endpoint'),
     s3Document: {

@@ -1,6 +1,6 @@
 // Shared browser-test wiring: a suite that needs Chromium (skipped with its reason locally when it is missing, failed
 // under CI=true so CI cannot skip it silently), one browser per file, and the checks every page must pass.
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Page, Response } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromiumMissing, launchChromium, WIDTHS } from '../../testing/chromium.ts';
 
@@ -80,4 +80,21 @@ export async function expectFitsEveryWidth(page: Page): Promise<void> {
     const scrollWidth = await page.evaluate<number>('document.documentElement.scrollWidth');
     expect(scrollWidth, `${withoutQuery(page.url())} at ${name} width ${width}px`).toBeLessThanOrEqual(width);
   }
+}
+
+/**
+ * The headers every page a person sees carries: a CSP that runs no script at all (no 'unsafe-inline', no script
+ * source), no caching, no referrer, no framing.
+ */
+export function expectStrictHeaders(response: Response): void {
+  const headers = response.headers();
+  const where = withoutQuery(response.url());
+  const csp = headers['content-security-policy'] ?? '';
+  const directives = csp.split(';').map((directive) => directive.trim());
+  expect(directives, `CSP of ${where}`).toContain("default-src 'none'");
+  expect(csp, `CSP of ${where}`).not.toContain('unsafe-inline');
+  expect(csp, `CSP of ${where}`).not.toMatch(/script-src/);
+  expect(headers['cache-control'], `cache-control of ${where}`).toBe('no-store');
+  expect(headers['referrer-policy'], `referrer-policy of ${where}`).toBe('no-referrer');
+  expect(headers['x-frame-options'], `x-frame-options of ${where}`).toBe('DENY');
 }
