@@ -46,12 +46,17 @@ function single(query: URLSearchParams, name: string): string | undefined {
   return all.length === 1 ? all[0] : undefined;
 }
 
-/** The status page on this Function URL, from the event (https://<domainName>/status); undefined without a host. */
+/**
+ * The status page on this Function URL, from the event (https://<domainName>/status); undefined without a host. A
+ * Function URL is https only; plain http is taken from x-forwarded-proto for a loopback host alone (the local stand-in
+ * of `npm run emulators`), so no request can turn a deployed link into an http one.
+ */
 function ownStatusPage(event: LambdaFunctionURLEvent): string | undefined {
   const host = event.requestContext?.domainName;
-  return host && /^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$/.test(host)
-    ? statusPageUrl(`https://${host}/`)
-    : undefined;
+  if (!host || !/^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$/.test(host)) return undefined;
+  const loopback = /^(127\.0\.0\.1|localhost)(:\d{1,5})?$/.test(host);
+  const scheme = loopback && event.headers?.['x-forwarded-proto'] === 'http' ? 'http' : 'https';
+  return statusPageUrl(`${scheme}://${host}/`);
 }
 
 async function defaultDeps(): Promise<CallbackDeps> {

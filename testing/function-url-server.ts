@@ -49,7 +49,8 @@ function headersOf(req: IncomingMessage): Record<string, string> {
 /** The event AWS builds for one request to a Function URL (payload format 2.0). */
 export function functionUrlEvent(req: IncomingMessage, body: Buffer): LambdaFunctionURLEvent {
   const url = new URL(req.url ?? '/', 'http://function-url.invalid');
-  const headers = headersOf(req);
+  // Lambda's front end says which scheme the browser used; here it is always plain http on loopback.
+  const headers: Record<string, string> = { ...headersOf(req), 'x-forwarded-proto': 'http' };
   const query: Record<string, string> = {};
   // Lambda joins a repeated name's values with commas here; rawQueryString keeps them apart.
   for (const [name, value] of url.searchParams)

@@ -88,6 +88,15 @@ describeInBrowser('the daily login in Chromium, from npm run emulators', (browse
     }
     expect(watch.problems).toEqual([]);
 
+    // The success page's status link opens the status page (on loopback, over plain http like the callback).
+    const statusHref = await page.getByRole('link', { name: 'Status page' }).getAttribute('href');
+    expect(statusHref?.startsWith(`${emulators.callbackUrl.replace(/\/$/, '')}/status?s=`)).toBe(true);
+    const statusTab = await context.newPage();
+    const statusAnswer = await statusTab.goto(statusHref ?? '');
+    expect(statusAnswer?.status()).toBe(200);
+    expect(await statusTab.locator('main').textContent()).toContain('XX0000');
+    await statusTab.close();
+
     // The address still holds the request token and state, but both are spent: a reload changes nothing.
     const reload = await page.reload();
     expect(reload?.status()).toBe(410);

@@ -6,13 +6,15 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { handler, type LoginCallbackResult } from '../../functions/login-callback.ts';
 import { resetLambdaContext } from '../../lib/lambda/context.ts';
 import { buildLoginLink } from '../../lib/login/link.ts';
 import { loginStateKey, verifyLoginState } from '../../lib/login/state.ts';
 import { statusLinkKey, verifyStatusToken } from '../../lib/login/status-link.ts';
 import { cleanEnv } from '../../testing/clean-env.ts';
 import { API_KEY, leakedTokens, type SandboxFixture, seedConfig, startSandbox } from '../support/fixtures.ts';
-import { buttonLinks, openOnCallback, STRICT_HEADERS } from '../support/function-url.ts';
+import { buttonLinks, functionUrlEvent, openOnCallback, STRICT_HEADERS } from '../support/function-url.ts';
+import { lambdaContextFor } from '../support/lambda-context.ts';
 
 const CALLBACK = 'https://abc123.lambda-url.ap-south-1.on.aws/';
 
@@ -168,6 +170,22 @@ describe('the login callback’s success page', () => {
     expect(statusPage.statusCode).toBe(200);
     expect(statusPage.body).toContain('<h2>alice <small>(XX0000)</small></h2>');
     expect(leakedTokens(fx.sandbox, page.body + statusPage.body)).toEqual([]);
+  });
+});
+
+describe('the status link on a deployed Function URL', () => {
+  it('stays https whatever x-forwarded-proto a request carries, unless the host is loopback', async () => {
+    await seedAccounts('alice');
+    const redirect = new URL(await kiteRedirect(loginLink({ account: 'alice' })));
+    const event = functionUrlEvent(redirect);
+    event.headers['x-forwarded-proto'] = 'http';
+
+    const page = (await handler(event, lambdaContextFor('loginCallback', 15_000))) as LoginCallbackResult;
+
+    expect(page.statusCode).toBe(200);
+    expect(buttonLinks(page.body)[0]).toMatch(
+      /^https:\/\/abc123\.lambda-url\.ap-south-1\.on\.aws\/status\?s=/,
+    );
   });
 });
 
