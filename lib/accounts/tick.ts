@@ -2,14 +2,15 @@
 // own Account dimension; one account's failure never stops the others, and the tick throws once all have run.
 import type { RefreshOutcome } from '../engine/refresh-engine.ts';
 import { type LoginMode, loginMode } from '../engine/status.ts';
+import { isTradingDay } from '../engine/trading-calendar.ts';
 import type { TokenVerdict } from '../engine/verify.ts';
 import type { Notify } from '../notify/notice.ts';
 import { AppError, describeError, LoginRequiredError } from '../shared/errors.ts';
 import type { Log } from '../shared/log.ts';
 import { settleEach } from './concurrency.ts';
-import { type ReadyResult, readyNotice } from './ready-check.ts';
+import type { ReadyResult } from './ready-check.ts';
 import type { Account, AccountRegistry } from './registry.ts';
-import { checkWithKite, type KiteCheck, type VerificationSettings } from './verification.ts';
+import type { KiteCheck, VerificationSettings } from './verification.ts';
 
 type Unit = 'Count' | 'Milliseconds';
 
@@ -132,13 +133,15 @@ async function kiteCheck(
   account: Account,
   outcome: RefreshOutcome,
 ): Promise<KiteCheck> {
-  const now = deps.now ?? (() => new Date());
-  if (!deps.verification) {
+  const now = (deps.now ?? (() => new Date()))();
+  // Kite is asked, and the ready check runs, only on trading days: the code that does it loads only then.
+  if (!deps.verification || !isTradingDay(deps.verification.calendar, now)) {
     const loginNeeded = outcome.status === 'login_required' ? outcome.reason : undefined;
     return { verdict: undefined, outcome, loginNeeded, ready: undefined };
   }
+  const { checkWithKite } = await import('./verification.ts');
   return checkWithKite(
-    { settings: deps.verification, log: deps.log, now: now(), deadline: deps.deadline },
+    { settings: deps.verification, log: deps.log, now, deadline: deps.deadline },
     account,
     outcome,
   );
@@ -229,11 +232,11 @@ async function tellReadiness(deps: AccountsTickDeps, readies: ReadyResult[]): Pr
     if (r.ready) deps.log.info('Ready for market open', fields);
     else deps.log.warn('NOT ready for market open', fields);
   }
+  if (!deps.notify || readies.length === 0) return;
   const now = deps.now ?? (() => new Date());
-  const notice = deps.notify
-    ? readyNotice(readies, deps.notifyReady === true, deps.statusLink?.(now()))
-    : undefined;
-  if (!notice || !deps.notify) return;
+  const { readyNotice } = await import('./ready-check.ts');
+  const notice = readyNotice(readies, deps.notifyReady === true, deps.statusLink?.(now()));
+  if (!notice) return;
   try {
     await deps.notify(notice, { deadline: deps.deadline });
   } catch (e: unknown) {
