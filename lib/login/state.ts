@@ -160,8 +160,12 @@ export function verifyLoginState(
   return account === undefined ? verified : { ...verified, account };
 }
 
-/** How long after its expiry a state still earns a fresh link on a failed login's page. */
-export const RETRY_GRACE_MS = 24 * 60 * 60_000;
+/**
+ * How long after its expiry a state may still be read for a fresh link on a failed login's page. The fresh link
+ * keeps the first link's issue time (retry-link.ts), so however often it is retried, no chain of them outlives the
+ * first link by more than MAX_LOGIN_STATE_TTL_MS.
+ */
+export const RETRY_GRACE_MS = MAX_LOGIN_STATE_TTL_MS;
 
 /**
  * Whom a failed login may be offered a fresh link for: a state this service signed (valid, or expired no more than
@@ -173,10 +177,10 @@ export function retryableLoginState(
   state: string | null | undefined,
   now = new Date(),
   graceMs = RETRY_GRACE_MS,
-): { account: string | undefined } | undefined {
+): { account: string | undefined; issuedAt: Date } | undefined {
   const signed = readSignedState(key, state);
   if ('problem' in signed) return undefined;
   const age = now.getTime() - signed.issuedAt;
   if (age < -CLOCK_SKEW_MS || age > signed.ttlMs + graceMs) return undefined;
-  return { account: signed.account };
+  return { account: signed.account, issuedAt: new Date(signed.issuedAt) };
 }

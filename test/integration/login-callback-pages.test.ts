@@ -88,6 +88,28 @@ describe('the login callback’s failure pages', () => {
     expect(leakedTokens(fx.sandbox, page.body + again.body)).toEqual([]);
   });
 
+  it('never lets a chain of "Log in again" links outlive the first link by more than three hours', async () => {
+    await seedAccounts('alice');
+    const issued = Date.now() - 2 * 60 * 60_000;
+    const first = loginLink({ account: 'alice', now: new Date(issued) });
+    const cancelled = (link: string) => {
+      const state = new URLSearchParams(new URL(link).searchParams.get('redirect_params') ?? '').get('state');
+      return `${CALLBACK}?status=cancelled&state=${encodeURIComponent(state ?? '')}`;
+    };
+
+    const page = await openOnCallback(cancelled(first));
+    const [retry] = buttonLinks(page.body);
+    const params = new URLSearchParams(new URL(retry ?? '').searchParams.get('redirect_params') ?? '');
+    const check = verifyLoginState(loginStateKey(fx.appSecret), params.get('state'));
+
+    // The fresh link keeps the first one's issue time: usable for 10 minutes from now, no longer.
+    expect(check).toMatchObject({ ok: true, issuedAt: new Date(issued) });
+    expect(check.ok && check.expiresAt.getTime() - Date.now()).toBeLessThanOrEqual(10 * 60_000);
+    // Made 2 h 56 min ago, a link earns no fresh one: too little of its three hours is left.
+    const old = loginLink({ account: 'alice', now: new Date(Date.now() - 176 * 60_000) });
+    expect(buttonLinks((await openOnCallback(cancelled(old))).body)).toEqual([]);
+  });
+
   it('offers a fresh link for the only document when a used link is opened again', async () => {
     await seedAccounts('broker-config');
     const redirect = await kiteRedirect(loginLink());

@@ -74,13 +74,16 @@ describe('status tokens', () => {
 });
 
 describe('retryableLoginState', () => {
-  it('names the account of a signed state, expired or not, up to a day after its expiry', () => {
+  it('names the account and issue time of a signed state, expired or not, up to three hours after its expiry', () => {
     const key = loginStateKey(SECRET);
     const state = createLoginState(key, NOW, 600_000, 'ravi');
 
-    expect(retryableLoginState(key, state, NOW)).toEqual({ account: 'ravi' });
-    expect(retryableLoginState(key, state, new Date(NOW.getTime() + 3_600_000))).toEqual({ account: 'ravi' });
-    expect(retryableLoginState(key, state, new Date(NOW.getTime() + 25 * 3_600_000))).toBeUndefined();
+    expect(retryableLoginState(key, state, NOW)).toEqual({ account: 'ravi', issuedAt: NOW });
+    expect(retryableLoginState(key, state, new Date(NOW.getTime() + 3_600_000))).toEqual({
+      account: 'ravi',
+      issuedAt: NOW,
+    });
+    expect(retryableLoginState(key, state, new Date(NOW.getTime() + 4 * 3_600_000))).toBeUndefined();
   });
 
   it('gives nothing for a tampered state or one signed with another key', () => {
