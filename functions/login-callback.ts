@@ -28,7 +28,10 @@ import type { ConfigStore } from '../lib/store/config-store.ts';
 export type LoginCallbackResult = APIGatewayProxyStructuredResultV2 & LoginPage;
 
 /** A login's dependencies, and the deployment's accounts for the status page (default: the one document). */
-export type CallbackDeps = LoginDeps & { accounts?: StatusPageDeps['accounts'] };
+export type CallbackDeps = LoginDeps & {
+  accounts?: StatusPageDeps['accounts'];
+  calendar?: StatusPageDeps['calendar'];
+};
 
 /** rawQueryString keeps repeated names (queryStringParameters joins them with commas); fall back to the map. */
 function queryOf(event: LambdaFunctionURLEvent): URLSearchParams {
@@ -69,6 +72,7 @@ async function defaultDeps(): Promise<CallbackDeps> {
     log: lambdaLog,
     stateScope: settings.stateScope,
     allowFirstLoginPin: settings.allowFirstLoginPin,
+    calendar: settings.calendar,
   };
 }
 
@@ -89,6 +93,7 @@ async function statusRoute(event: LambdaFunctionURLEvent, deps?: CallbackDeps): 
       accounts: resolved.accounts ?? oneDocument(resolved.store),
       appSecret: resolved.appSecret,
       stateScope: resolved.stateScope,
+      calendar: resolved.calendar,
       log,
       ...(resolved.now ? { now: resolved.now } : {}),
     });

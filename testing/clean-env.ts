@@ -23,6 +23,10 @@ const PRODUCT = [
   'STATUS_PAGE_URL',
   'PORT',
   'LOGIN_CALLBACK_PORT',
+  'KITE_SANDBOX_PORT',
+  'KITE_DAILY_SANDBOX_PORT',
+  'S3_PORT',
+  'SECRETS_MANAGER_PORT',
 ];
 
 /** Prefixes of families read by the product (REMINDER_*), the AWS SDK (AWS_*) and Powertools (POWERTOOLS_*). */

@@ -45,6 +45,7 @@ export async function startEmulatorsProcess(
       S3_PORT: '0',
       SECRETS_MANAGER_PORT: '0',
       LOGIN_CALLBACK_PORT: '0',
+      KITE_DAILY_SANDBOX_PORT: '0',
     }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -73,11 +74,12 @@ export async function startEmulatorsProcess(
   return {
     loginLink: field(output, /^Login link: +(http:\/\/\S+)$/m, 'login link'),
     statusLink: field(output, /^Status page: +(http:\/\/\S+)$/m, 'status page link'),
-    kiteUrl: field(output, /^Kite sandbox: +(http:\/\/\S+)/m, 'Kite sandbox URL'),
+    // The ordinary app's sandbox: the daily login's.
+    kiteUrl: field(output, /^Kite, daily: +(http:\/\/\S+)/m, 'Kite sandbox URL'),
     s3Endpoint: field(output, /^S3: +(http:\/\/\S+)/m, 'S3 endpoint'),
     s3Document: {
-      bucket: field(output, /^S3: +\S+ +s3:\/\/([^/\s]+)\//m, 'S3 bucket'),
-      key: field(output, /^S3: +\S+ +s3:\/\/[^/\s]+\/(\S+)$/m, 'S3 key'),
+      bucket: field(output, /^Daily login: +s3:\/\/([^/\s]+)\//m, 'S3 bucket'),
+      key: field(output, /^Daily login: +s3:\/\/[^/\s]+\/(\S+)/m, 'S3 key'),
     },
     callbackUrl: field(output, /^Login callback: +(http:\/\/\S+)/m, 'login callback URL'),
     apiKey,

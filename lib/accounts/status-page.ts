@@ -3,6 +3,7 @@
 // only a login helps.
 import type { BrokerConfig } from '../engine/broker-config.ts';
 import { needsLogin, tokenStatus } from '../engine/status.ts';
+import { nextMarketOpen, parseTradingCalendar, type TradingCalendar } from '../engine/trading-calendar.ts';
 import type { LoginPage } from '../login/pages.ts';
 import { REMINDER_LINK_TTL_MS } from '../login/reminders.ts';
 import { statusLinkKey, verifyStatusToken } from '../login/status-link.ts';
@@ -30,7 +31,11 @@ export interface StatusPageDeps {
   log?: Log;
   /** How many documents are read at once. Default 4. */
   concurrency?: number;
+  /** TRADING_HOLIDAYS and SPECIAL_SESSIONS: when the next market open is. Default: weekdays. */
+  calendar?: TradingCalendar | undefined;
 }
+
+const WEEKDAYS = parseTradingCalendar(undefined, undefined);
 
 /** The page's login links live as long as a reminder's: a morning, not a day. */
 const LOGIN_LINK_TTL_MS = REMINDER_LINK_TTL_MS;
@@ -42,8 +47,10 @@ function rowFor(
   now: Date,
 ): StatusPageRow {
   const status = tokenStatus(config, account.refresher.store.location, now);
-  const row = { name: account.name, userId: config.user_id || account.userId, status };
-  if (!needsLogin(status)) return row;
+  const opensAt = nextMarketOpen(deps.calendar ?? WEEKDAYS, now);
+  const minutesToOpen = Math.floor((opensAt.getTime() - now.getTime()) / 60_000);
+  const row = { name: account.name, userId: config.user_id || account.userId, status, minutesToOpen };
+  if (!needsLogin(status, minutesToOpen)) return row;
   const loginLink = loginLinkFor(account.linkAccount, config, {
     appSecret: deps.appSecret,
     scope: deps.stateScope,

@@ -117,21 +117,30 @@ export interface Readiness {
 }
 
 /**
- * Ready when the token has not expired by the clock and Kite's last verdict is about this token and accepted; not
- * ready without a token, once expired, or when Kite rejected it; unknown while Kite has not been asked about it.
+ * Ready when the token has not expired by the clock, lives until the next market open (`minutesToOpen` from now,
+ * when known), and Kite's last verdict is about this token and accepted; not ready without a token, once expired, or
+ * when Kite rejected it; unknown while Kite has not been asked about it, or when the token dies before the next open
+ * (its successor comes after the 06:00 flush).
  */
-export function marketReadiness(s: TokenStatus): Readiness {
+export function marketReadiness(s: TokenStatus, minutesToOpen?: number): Readiness {
   if (!s.hasAccessToken) return { state: 'not_ready', why: 'no token is stored' };
   if (s.minutesToExpiry === undefined) return { state: 'not_ready', why: 'the token’s expiry is unknown' };
   if (s.dueReason === 'expired') return { state: 'not_ready', why: 'the token has expired' };
   const v = s.verdict;
+  if (v?.current && !v.accepted) return { state: 'not_ready', why: `Kite rejected the token at ${v.at}` };
+  if (minutesToOpen !== undefined && s.minutesToExpiry < minutesToOpen) {
+    const next = s.mode === 'auto-renew' ? 'it is renewed after the 06:00 flush' : 'log in after 06:00 IST';
+    return { state: 'unknown', why: `this token expires before the next market open: ${next}` };
+  }
   if (!v?.current) return { state: 'unknown', why: 'Kite has not been asked about this token yet' };
-  return v.accepted
-    ? { state: 'ready', why: `Kite accepted the token at ${v.at}` }
-    : { state: 'not_ready', why: `Kite rejected the token at ${v.at}` };
+  return { state: 'ready', why: `Kite accepted the token at ${v.at}` };
 }
 
-/** Only a login helps: no token, an expired (or undated) one, or one Kite rejected. */
-export function needsLogin(s: TokenStatus): boolean {
-  return marketReadiness(s).state === 'not_ready';
+/**
+ * Only a login helps: a daily-login account with no token, an expired (or undated) one, or one Kite rejected. An
+ * auto-renew account needs one only when it holds no token at all: otherwise the next tick renews it.
+ */
+export function needsLogin(s: TokenStatus, minutesToOpen?: number): boolean {
+  if (marketReadiness(s, minutesToOpen).state !== 'not_ready') return false;
+  return s.mode === 'daily-login' || !s.hasAccessToken;
 }

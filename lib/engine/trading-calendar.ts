@@ -2,7 +2,7 @@
 // (Muhurat trading, special Saturday sessions). The exchange publishes its holidays once a year, so the lists are
 // settings rather than code.
 import { ConfigError } from '../shared/errors.ts';
-import { istDate } from './expiry.ts';
+import { istDate, istTimeOn } from './expiry.ts';
 
 export interface TradingCalendar {
   /** TRADING_HOLIDAYS: IST dates ("YYYY-MM-DD") the exchange is closed although they are weekdays. */
@@ -87,4 +87,14 @@ export function nextTradingDay(calendar: TradingCalendar, at: Date): string {
     date = day.toISOString().slice(0, 10);
   } while (!tradesOn(calendar, date));
   return date;
+}
+
+/** When the exchange opens, IST. */
+export const MARKET_OPEN_IST = '09:15';
+
+/** The next market open at or after `now`: today's 09:15 IST on a trading day not yet past it, else the next day's. */
+export function nextMarketOpen(calendar: TradingCalendar, now: Date): Date {
+  const today = istTimeOn(now, MARKET_OPEN_IST);
+  if (isTradingDay(calendar, now) && now.getTime() <= today.getTime()) return today;
+  return new Date(`${nextTradingDay(calendar, now)}T${MARKET_OPEN_IST}:00+05:30`);
 }

@@ -7,7 +7,14 @@ import { buttonHtml, escapeHtml, htmlPage, type LoginPage } from './pages.ts';
 
 /** One account's row: its status and, when it needs a login, a fresh login link; or a document that could not be read. */
 export type StatusPageRow =
-  | { name: string; userId: string | undefined; status: TokenStatus; loginLink?: string | undefined }
+  | {
+      name: string;
+      userId: string | undefined;
+      status: TokenStatus;
+      /** Minutes from the page's time to the next market open (the trading calendar's). */
+      minutesToOpen?: number | undefined;
+      loginLink?: string | undefined;
+    }
   | { name: string; userId: string | undefined; unreadable: true };
 
 export interface StatusPageView {
@@ -63,8 +70,8 @@ function lastToken(s: TokenStatus): string {
 function readyCheck(s: TokenStatus, now: Date): string {
   if (s.readyCheckedOn === istDate(now)) return 'today’s ready check ran';
   return s.readyCheckedOn
-    ? `today’s ready check has not run yet (last on ${s.readyCheckedOn})`
-    : 'today’s ready check has not run yet';
+    ? `no ready check today (the last on ${s.readyCheckedOn})`
+    : 'no ready check yet';
 }
 
 const item = (term: string, html: string) => `<dt>${escapeHtml(term)}</dt><dd>${html}</dd>`;
@@ -85,7 +92,7 @@ function rowHtml(row: StatusPageRow, now: Date): string {
     ].join('\n');
   }
   const s = row.status;
-  const ready = marketReadiness(s);
+  const ready = marketReadiness(s, row.minutesToOpen);
   const readyText = { ready: '✅ ready', not_ready: '❌ not ready', unknown: 'unknown' }[ready.state];
   const lines = [
     '<section>',
@@ -102,7 +109,7 @@ function rowHtml(row: StatusPageRow, now: Date): string {
     ),
     '</dl>',
   ];
-  if (needsLogin(s) && row.loginLink) {
+  if (needsLogin(s, row.minutesToOpen) && row.loginLink) {
     lines.push(buttonHtml({ label: 'Log in with Kite', url: row.loginLink }));
   }
   lines.push('</section>');

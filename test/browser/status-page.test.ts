@@ -17,7 +17,7 @@ import {
 
 const USER = 'XX0000';
 /** The emulators' one account: a single document is named after its file. */
-const ACCOUNT = 'broker-config';
+const ACCOUNT = 'daily-login';
 const LOG_IN = 'Log in with Kite';
 
 describeInBrowser('the status page in Chromium, from npm run emulators', (browser) => {
@@ -119,8 +119,8 @@ describeInBrowser('the status page in Chromium, from npm run emulators', (browse
     expect(await page.locator('h1').textContent()).toBe('Kite token status');
     const row = await rowText(page);
     expect(row).toContain(`${ACCOUNT} (${USER})`);
-    // The seed holds a refresh token (the printed `refresh` commands use it), so its mode is auto-renew.
-    expect(row).toContain('Mode: auto-renew (refresh token)');
+    // The browser's document holds no refresh token, as most Kite apps get none: only a login brings it back.
+    expect(row).toContain('Mode: daily login');
     expect(row).toContain('Kite says: not asked yet');
     expect(row).toMatch(/^Expires: \d{4}-\d\d-\d\d 06:00:00 IST \(expired\)$/m);
     expect(row).toContain('Market open: ❌ not ready: the token has expired');
@@ -191,6 +191,8 @@ describeInBrowser('the status page in Chromium, from npm run emulators', (browse
     expect(row).toContain(`${ACCOUNT} (${USER})`);
     expect(row).toMatch(/^Expires: \d{4}-\d\d-\d\d 06:00:00 IST \(in (\d+ h )?\d+ min\)$/m);
     expect(row).toMatch(/^Last renewal or login: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d IST, daily login$/m);
+    // An ordinary app's login brings no refresh token: the account stays a daily-login one.
+    expect(row).toContain('Mode: daily login');
     expect(row).not.toContain('expired');
     expect(row).not.toContain('not ready');
     expect(await page.getByRole('link', { name: LOG_IN }).count()).toBe(0);

@@ -43,6 +43,8 @@ function put(name: string, body: BrokerConfig | string): void {
 }
 
 beforeEach(async () => {
+  // A trading morning before the open: a fresh token lives through it.
+  vi.setSystemTime(new Date('2026-03-03T08:30:00+05:30'));
   fx = await startSandbox();
   stored.length = 0;
   const now = new Date();
@@ -74,6 +76,7 @@ afterEach(async () => {
   expect(leakedTokens(fx.sandbox, output)).toEqual([]);
   logger.setLogLevel('SILENT');
   vi.restoreAllMocks();
+  vi.useRealTimers();
   process.env = { ...saved };
   resetLambdaContext();
   await fx.sandbox.close();
@@ -132,7 +135,7 @@ describe('the status page', () => {
     const uma = section(page.body, 'uma');
     expect(uma).toContain('unknown');
     expect(uma).toContain('has not been asked about this token yet');
-    expect(uma).toContain('today’s ready check has not run yet');
+    expect(uma).toContain('no ready check yet');
     expect(uma).not.toContain('class="button"');
   });
 
