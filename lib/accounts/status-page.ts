@@ -8,7 +8,7 @@ import type { LoginPage } from '../login/pages.ts';
 import { REMINDER_LINK_TTL_MS } from '../login/reminders.ts';
 import { statusLinkKey, verifyStatusToken } from '../login/status-link.ts';
 import { renderStatusPage, type StatusPageRow, statusForbiddenPage } from '../login/status-page.ts';
-import { describeError } from '../shared/errors.ts';
+import { ConfigError, describeError } from '../shared/errors.ts';
 import { type Log, silentLog } from '../shared/log.ts';
 import type { ConfigStore } from '../store/config-store.ts';
 import { settleEach } from './concurrency.ts';
@@ -75,7 +75,9 @@ export async function statusRows(deps: StatusPageDeps, now: Date): Promise<Statu
       account: account.name,
       error: describeError(result.reason),
     });
-    return { name: account.name, userId: account.userId, unreadable: true };
+    const invalid =
+      result.reason instanceof ConfigError ? { invalidField: result.reason.field ?? 'document' } : {};
+    return { name: account.name, userId: account.userId, unreadable: true, ...invalid };
   });
 }
 

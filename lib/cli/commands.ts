@@ -7,10 +7,11 @@ import { createRefresher } from '../engine/refresher.ts';
 import { formatStatus, tokenStatus } from '../engine/status.ts';
 import { type TokenVerdict, verifyStoredToken } from '../engine/verify.ts';
 import { loadAppSecret } from '../lambda/app-secret.ts';
+import { readCallback, START_AGAIN } from '../login/callback-query.ts';
 import { exchangeRequestToken } from '../login/exchange.ts';
 import { buildLoginLink, loginRootFor } from '../login/link.ts';
 import { accountResolver } from '../login/login-account.ts';
-import { loginSummary } from '../login/outcome.ts';
+import { LoginError, loginSummary } from '../login/outcome.ts';
 import { describeError, InputError } from '../shared/errors.ts';
 import { createConsoleLog, type Log } from '../shared/log.ts';
 import { configLocation, openAccounts, pickAccount } from './accounts.ts';
@@ -232,22 +233,24 @@ const PASTE_AGAIN = 'paste the whole address the browser ended on after the Kite
 export function fromRedirectAddress(address: string): { requestToken: string; state: string | undefined } {
   let query: URLSearchParams;
   try {
-    query = new URL(address.trim()).searchParams;
+    // An address copied out of a page or a mail may carry its "&" HTML-escaped.
+    query = new URL(address.trim().replaceAll('&amp;', '&')).searchParams;
   } catch (e: unknown) {
     throw new InputError(`--url is not a web address: ${PASTE_AGAIN}`, { cause: e });
   }
-  const status = query.getAll('status');
-  if (status.length !== 1 || status[0] !== 'success') {
-    const shown =
-      status.length === 1 && /^[a-z_]{1,20}$/.test(status[0] ?? '') ? ` (status=${status[0]})` : '';
-    throw new InputError(`--url is not from a successful Kite login${shown}: log in again`);
+  // The callback's own reading of Kite's redirect, so the two never drift apart.
+  try {
+    return readCallback(query);
+  } catch (e: unknown) {
+    if (!(e instanceof LoginError)) throw e;
+    if (e.code === 'cancelled') {
+      const status = query.get('status') ?? '';
+      const shown = /^[a-z_]{1,20}$/.test(status) ? ` (status=${status})` : '';
+      throw new InputError(`--url is not from a successful Kite login${shown}: log in again`);
+    }
+    const why = e.message.replace(START_AGAIN, '').trim().replace(/\.$/, '');
+    throw new InputError(`--url is not where a Kite login ended (${why}): ${PASTE_AGAIN}`);
   }
-  const tokens = query.getAll('request_token');
-  if (tokens.length !== 1 || !tokens[0])
-    throw new InputError(`--url carries no single request_token: ${PASTE_AGAIN}`);
-  const states = query.getAll('state');
-  if (states.length > 1) throw new InputError(`--url carries state more than once: ${PASTE_AGAIN}`);
-  return { requestToken: tokens[0], state: states[0] };
 }
 
 /** The request token and state from --url, or from --request-token and --state. */

@@ -15,7 +15,13 @@ export type StatusPageRow =
       minutesToOpen?: number | undefined;
       loginLink?: string | undefined;
     }
-  | { name: string; userId: string | undefined; unreadable: true };
+  | {
+      name: string;
+      userId: string | undefined;
+      unreadable: true;
+      /** The field that makes the document invalid, when it was read but is not a valid broker-config.json. */
+      invalidField?: string | undefined;
+    };
 
 export interface StatusPageView {
   rows: readonly StatusPageRow[];
@@ -69,9 +75,7 @@ function lastToken(s: TokenStatus): string {
 
 function readyCheck(s: TokenStatus, now: Date): string {
   if (s.readyCheckedOn === istDate(now)) return 'today’s ready check ran';
-  return s.readyCheckedOn
-    ? `no ready check today (the last on ${s.readyCheckedOn})`
-    : 'no ready check yet';
+  return s.readyCheckedOn ? `no ready check today (the last on ${s.readyCheckedOn})` : 'no ready check yet';
 }
 
 const item = (term: string, html: string) => `<dt>${escapeHtml(term)}</dt><dd>${html}</dd>`;
@@ -86,8 +90,11 @@ function rowHtml(row: StatusPageRow, now: Date): string {
     return [
       '<section>',
       heading(row),
-      '<p class="fail">This account’s document could not be read just now. Try again in a minute; if it ' +
-        'persists, the service’s logs say why.</p>',
+      row.invalidField !== undefined
+        ? `<p class="fail">This account’s document is not a valid broker-config.json (field ` +
+          `${escapeHtml(row.invalidField)}): it needs fixing; the service’s logs say how.</p>`
+        : '<p class="fail">This account’s document could not be read just now. Try again in a minute; if it ' +
+          'persists, the service’s logs say why.</p>',
       '</section>',
     ].join('\n');
   }

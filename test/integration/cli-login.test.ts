@@ -257,6 +257,17 @@ describe('kite-token exchange --url', () => {
     expect(leakedTokens(fx.sandbox, run.stdout + run.stderr)).toEqual([]);
   });
 
+  it('takes an address whose "&" came out HTML-escaped, as copied from a page or a mail', async () => {
+    const { path } = await seed();
+    const address = await redirectAddress((await cli('login-url', '--config', path)).stdout.trim());
+
+    const run = await cliProcess('exchange', '--config', path, '--url', address.replaceAll('&', '&amp;'));
+
+    expect(run.code).toBe(EXIT.ok);
+    const stored = JSON.parse(await readFile(path, 'utf8')) as BrokerConfig;
+    expect(fx.sandbox.isAccessTokenValid(stored.api_secret)).toBe(true);
+  });
+
   it('checks the state the address carries: a tampered one is refused and nothing is written', async () => {
     const { path, bytes } = await seed();
     const address = new URL(await redirectAddress((await cli('login-url', '--config', path)).stdout.trim()));
@@ -278,7 +289,7 @@ describe('kite-token exchange --url', () => {
     [
       'no request_token',
       'http://127.0.0.1/?action=login&status=success',
-      /^bad input: --url carries no single request_token/,
+      /^bad input: --url is not where a Kite login ended \(The login callback carried no request_token\): paste/,
     ],
     [
       'a cancelled login',
@@ -288,12 +299,17 @@ describe('kite-token exchange --url', () => {
     [
       'no status',
       'http://127.0.0.1/?action=login&request_token=TOKEN',
-      /^bad input: --url is not from a successful Kite login: log in again$/m,
+      /^bad input: --url is not where a Kite login ended \(The login callback carried no status from Kite\): paste/,
     ],
     [
       'two request tokens',
       'http://127.0.0.1/?status=success&request_token=TOKEN&request_token=TOKEN',
-      /^bad input: --url carries no single request_token/,
+      /^bad input: --url is not where a Kite login ended \(The login callback carried "request_token" more than once\)/,
+    ],
+    [
+      'an address that is no Kite login',
+      'http://127.0.0.1/?status=success&request_token=TOKEN',
+      /^bad input: --url is not where a Kite login ended \(The login callback is not a Kite login \(action\)\)/,
     ],
   ])(
     'refuses %s with one line and exit 2, asking Kite nothing and echoing no token',

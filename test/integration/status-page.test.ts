@@ -129,7 +129,7 @@ describe('the status page', () => {
     expect(sunil).toContain('Log in with Kite');
 
     const tara = section(page.body, 'tara');
-    expect(tara).toContain('could not be read just now');
+    expect(tara).toContain('is not a valid broker-config.json');
     expect(page.body).not.toMatch(/JSON|position|SyntaxError/);
 
     const uma = section(page.body, 'uma');
