@@ -72,9 +72,10 @@ sm.createSecret(SECRET, `${JSON.stringify(seed(), null, 2)}\n`);
 sm.createSecret('kite-token-local/kite-app', JSON.stringify({ api_secret: APP_SECRET }));
 
 // This process is the login callback's Lambda container from here on: its environment is the function's, pointing
-// at the daily-login S3 document above (a printed CLI command reads it, so `status` shows the login at once). Whatever the
-// shell that started it exported (a real KITE_API_SECRET, an AWS profile or endpoint) is dropped, and nothing is
-// exported back: the shell is untouched. Set before the import, because Powertools reads its variables there.
+// at the daily-login S3 document above (a printed CLI command reads it, so `status` shows the login at once). Only
+// KITE_API_KEY and KITE_API_SECRET are taken from the shell (the sandboxes' app: a value of your choosing, never a
+// real app's, since the sandboxes are not Kite); everything else it exported (an AWS profile or endpoint) is dropped,
+// and nothing is exported back. Set before the import, because Powertools reads its variables there.
 cleanProcessEnv({
   BROKER_CONFIG_URI: `s3://${BUCKET}/${DAILY_LOGIN_KEY}`,
   KITE_API_SECRET: APP_SECRET,
