@@ -2,60 +2,28 @@
 // login page, its button, Kite's redirect to the login callback behind the Function URL stand-in, and the page the
 // callback answers with. Every page must be free of console errors (CSP violations included), fit a phone and a
 // desktop, and show no token.
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import type { BrowserContext, Page, Response } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import type { Page, Response } from 'playwright-core';
+import { expect, it } from 'vitest';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { buildLoginLink } from '../../lib/login/link.ts';
-import { type EmulatorsProcess, startEmulatorsProcess } from '../../testing/emulators-process.ts';
-import { describeInBrowser, expectFitsEveryWidth, watchPage } from '../support/browser.ts';
+import { describeInBrowser, expectFitsEveryWidth, useEmulators, watchPage } from '../support/browser.ts';
 
 const USER = 'XX0000';
 
 describeInBrowser('the daily login in Chromium, from npm run emulators', (browser) => {
-  let emulators: EmulatorsProcess;
-  let s3: S3Client;
-  let context: BrowserContext;
+  const world = useEmulators(browser);
 
-  beforeAll(async () => {
-    emulators = await startEmulatorsProcess();
-    s3 = new S3Client({
-      region: 'ap-south-1',
-      endpoint: emulators.s3Endpoint,
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
-  });
-
-  afterAll(async () => {
-    s3?.destroy();
-    await emulators?.stop();
-  });
-
-  beforeEach(async () => {
-    context = await browser().newContext({ viewport: { width: 375, height: 800 } });
-  });
-
-  afterEach(async () => {
-    await context?.close();
-  });
-
-  /** The stored broker-config.json, as the S3 emulator holds it. */
-  async function storedText(): Promise<string> {
-    const { bucket, key } = emulators.s3Document;
-    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return (await object.Body?.transformToString('utf8')) ?? '';
-  }
+  const storedText = () => world.storedText();
 
   /** Opens `link` on the sandbox's login page, checks that page, presses its button: the callback's answer. */
   async function logIn(page: Page, link: string): Promise<Response> {
     await page.goto(link);
     expect(await page.locator('h1').textContent()).toBe('Login to Kite');
-    expect(await page.locator('main').textContent()).toContain(emulators.apiKey);
+    expect(await page.locator('main').textContent()).toContain(world.emulators.apiKey);
     expect(await page.locator('input, [type=password]').count()).toBe(0);
     await expectFitsEveryWidth(page);
     const [answer] = await Promise.all([
-      page.waitForResponse((response) => response.url().startsWith(emulators.callbackUrl)),
+      page.waitForResponse((response) => response.url().startsWith(world.emulators.callbackUrl)),
       page.getByRole('button', { name: `Log in as ${USER}` }).click(),
     ]);
     await page.waitForLoadState('load');
@@ -63,22 +31,25 @@ describeInBrowser('the daily login in Chromium, from npm run emulators', (browse
   }
 
   it('clicks through from the printed login link to the success page and stores a token the sandbox accepts', async () => {
-    const page = await context.newPage();
+    const page = await world.context.newPage();
     const watch = watchPage(page);
     const before = JSON.parse(await storedText()) as BrokerConfig;
 
-    const answer = await logIn(page, emulators.loginLink);
+    const answer = await logIn(page, world.emulators.loginLink);
 
     expect(answer.status()).toBe(200);
     expect(answer.headers()['referrer-policy']).toBe('no-referrer');
-    expect(page.url().startsWith(`${emulators.callbackUrl}?`)).toBe(true);
+    expect(page.url().startsWith(`${world.emulators.callbackUrl}?`)).toBe(true);
     expect(await page.locator('h1').textContent()).toBe('✅ Logged in');
     expect(await page.locator('main').textContent()).toMatch(/Logged in as XX0000 — valid until 06:00 IST/);
     await expectFitsEveryWidth(page);
     const stored = JSON.parse(await storedText()) as BrokerConfig;
     expect(stored.api_secret).not.toBe(before.api_secret);
-    const profile = await fetch(`${emulators.kiteUrl}/user/profile`, {
-      headers: { 'X-Kite-Version': '3', Authorization: `token ${emulators.apiKey}:${stored.api_secret}` },
+    const profile = await fetch(`${world.emulators.kiteUrl}/user/profile`, {
+      headers: {
+        'X-Kite-Version': '3',
+        Authorization: `token ${world.emulators.apiKey}:${stored.api_secret}`,
+      },
     });
     expect(profile.status).toBe(200);
     expect(((await profile.json()) as { data: { user_id: string } }).data.user_id).toBe(USER);
@@ -90,8 +61,8 @@ describeInBrowser('the daily login in Chromium, from npm run emulators', (browse
 
     // The success page's status link opens the status page (on loopback, over plain http like the callback).
     const statusHref = await page.getByRole('link', { name: 'Status page' }).getAttribute('href');
-    expect(statusHref?.startsWith(`${emulators.callbackUrl.replace(/\/$/, '')}/status?s=`)).toBe(true);
-    const statusTab = await context.newPage();
+    expect(statusHref?.startsWith(`${world.emulators.callbackUrl.replace(/\/$/, '')}/status?s=`)).toBe(true);
+    const statusTab = await world.context.newPage();
     const statusAnswer = await statusTab.goto(statusHref ?? '');
     expect(statusAnswer?.status()).toBe(200);
     expect(await statusTab.locator('main').textContent()).toContain('XX0000');
@@ -106,13 +77,13 @@ describeInBrowser('the daily login in Chromium, from npm run emulators', (browse
   });
 
   it('answers an expired link with a failure page and changes nothing', async () => {
-    const page = await context.newPage();
+    const page = await world.context.newPage();
     const watch = watchPage(page);
     const before = await storedText();
     const expired = buildLoginLink({
-      apiKey: emulators.apiKey,
-      appSecret: emulators.appSecret,
-      loginRoot: emulators.kiteUrl,
+      apiKey: world.emulators.apiKey,
+      appSecret: world.emulators.appSecret,
+      loginRoot: world.emulators.kiteUrl,
       now: new Date(Date.now() - 4 * 60 * 60 * 1000),
     });
 
@@ -128,10 +99,10 @@ describeInBrowser('the daily login in Chromium, from npm run emulators', (browse
   });
 
   it('answers a tampered link with a failure page and changes nothing', async () => {
-    const page = await context.newPage();
+    const page = await world.context.newPage();
     const watch = watchPage(page);
     const before = await storedText();
-    const link = new URL(emulators.loginLink);
+    const link = new URL(world.emulators.loginLink);
     const state = new URLSearchParams(link.searchParams.get('redirect_params') ?? '').get('state') ?? '';
     // Another lifetime under the same signature.
     const [version, issued, ttl, ...rest] = state.split('.');

@@ -2,16 +2,15 @@
 // a login, the 403 page for an expired or tampered link, and a login started from the page's Log in with Kite
 // button, after which the page shows the fresh token. Every page must be free of console errors (CSP violations
 // included), fit a phone and a desktop, carry the strict headers and show no token.
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import type { BrowserContext, Page, Response } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import type { Page, Response } from 'playwright-core';
+import { expect, it } from 'vitest';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { buildStatusLink, statusPageUrl } from '../../lib/login/status-link.ts';
-import { type EmulatorsProcess, startEmulatorsProcess } from '../../testing/emulators-process.ts';
 import {
   describeInBrowser,
   expectFitsEveryWidth,
   expectStrictHeaders,
+  useEmulators,
   watchPage,
 } from '../support/browser.ts';
 
@@ -21,39 +20,10 @@ const ACCOUNT = 'daily-login';
 const LOG_IN = 'Log in with Kite';
 
 describeInBrowser('the status page in Chromium, from npm run emulators', (browser) => {
-  let emulators: EmulatorsProcess;
-  let s3: S3Client;
-  let context: BrowserContext;
-
-  beforeAll(async () => {
-    emulators = await startEmulatorsProcess();
-    s3 = new S3Client({
-      region: 'ap-south-1',
-      endpoint: emulators.s3Endpoint,
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
-  });
-
-  afterAll(async () => {
-    s3?.destroy();
-    await emulators?.stop();
-  });
-
-  beforeEach(async () => {
-    context = await browser().newContext({ viewport: { width: 375, height: 800 } });
-  });
-
-  afterEach(async () => {
-    await context?.close();
-  });
+  const world = useEmulators(browser);
 
   /** The stored broker-config.json, as the S3 emulator holds it. */
-  async function stored(): Promise<BrokerConfig> {
-    const { bucket, key } = emulators.s3Document;
-    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return JSON.parse((await object.Body?.transformToString('utf8')) ?? '') as BrokerConfig;
-  }
+  const stored = async (): Promise<BrokerConfig> => JSON.parse(await world.storedText()) as BrokerConfig;
 
   /** Every document the tab was answered with (redirects aside), for the header checks. */
   function documents(page: Page): Response[] {
@@ -87,7 +57,7 @@ describeInBrowser('the status page in Chromium, from npm run emulators', (browse
 
   /** Opens `link`, expecting the 403 page, and checks it names no account. */
   async function expectRefused(link: string): Promise<void> {
-    const page = await context.newPage();
+    const page = await world.context.newPage();
     const watch = watchPage(page);
     const before = await stored();
 
@@ -108,11 +78,11 @@ describeInBrowser('the status page in Chromium, from npm run emulators', (browse
   }
 
   it('shows the seeded account with its expired token, not ready, and a Log in with Kite button', async () => {
-    const page = await context.newPage();
+    const page = await world.context.newPage();
     const watch = watchPage(page);
     const config = await stored();
 
-    const answer = await page.goto(emulators.statusLink);
+    const answer = await page.goto(world.emulators.statusLink);
 
     expect(answer?.status()).toBe(200);
     if (answer) expectStrictHeaders(answer);
@@ -127,16 +97,16 @@ describeInBrowser('the status page in Chromium, from npm run emulators', (browse
     const button = page.getByRole('link', { name: LOG_IN });
     expect(await button.count()).toBe(1);
     const target = new URL((await button.getAttribute('href')) ?? '');
-    expect(`${target.origin}${target.pathname}`).toBe(`${emulators.kiteUrl}/connect/login`);
-    expect(target.searchParams.get('api_key')).toBe(emulators.apiKey);
+    expect(`${target.origin}${target.pathname}`).toBe(`${world.emulators.kiteUrl}/connect/login`);
+    expect(target.searchParams.get('api_key')).toBe(world.emulators.apiKey);
     await expectFitsEveryWidth(page);
     expectNoToken(watch.seen, config);
     expect(watch.problems).toEqual([]);
   });
 
   it('answers an expired status link with a 403 page that names no account', async () => {
-    const expired = buildStatusLink(statusPageUrl(emulators.callbackUrl), {
-      appSecret: emulators.appSecret,
+    const expired = buildStatusLink(statusPageUrl(world.emulators.callbackUrl), {
+      appSecret: world.emulators.appSecret,
       now: new Date(Date.now() - 13 * 60 * 60 * 1000),
     });
 
@@ -144,7 +114,7 @@ describeInBrowser('the status page in Chromium, from npm run emulators', (browse
   });
 
   it('answers a tampered status link with a 403 page that names no account', async () => {
-    const link = new URL(emulators.statusLink);
+    const link = new URL(world.emulators.statusLink);
     // A longer life under the same signature.
     const [version, expiry, signature] = (link.searchParams.get('s') ?? '').split('.');
     link.searchParams.set('s', [version, String(Number(expiry) + 3600), signature].join('.'));
@@ -153,11 +123,11 @@ describeInBrowser('the status page in Chromium, from npm run emulators', (browse
   });
 
   it('logs in from its Log in with Kite button, stores a token the sandbox accepts, then shows it fresh', async () => {
-    const page = await context.newPage();
+    const page = await world.context.newPage();
     const watch = watchPage(page);
     const answers = documents(page);
     const before = await stored();
-    await page.goto(emulators.statusLink);
+    await page.goto(world.emulators.statusLink);
 
     // The page's button: the sandbox's login page.
     await Promise.all([
@@ -169,7 +139,7 @@ describeInBrowser('the status page in Chromium, from npm run emulators', (browse
 
     // Its button: Kite's redirect to the callback, which stores the token.
     await Promise.all([
-      page.waitForURL((url) => url.href.startsWith(`${emulators.callbackUrl}?`)),
+      page.waitForURL((url) => url.href.startsWith(`${world.emulators.callbackUrl}?`)),
       page.getByRole('button', { name: `Log in as ${USER}` }).click(),
     ]);
     expect(await page.locator('h1').textContent()).toBe('✅ Logged in');
@@ -178,14 +148,17 @@ describeInBrowser('the status page in Chromium, from npm run emulators', (browse
     const after = await stored();
     expect(after.api_secret).not.toBe(before.api_secret);
     expect(after.token_source).toBe('login');
-    const profile = await fetch(`${emulators.kiteUrl}/user/profile`, {
-      headers: { 'X-Kite-Version': '3', Authorization: `token ${emulators.apiKey}:${after.api_secret}` },
+    const profile = await fetch(`${world.emulators.kiteUrl}/user/profile`, {
+      headers: {
+        'X-Kite-Version': '3',
+        Authorization: `token ${world.emulators.apiKey}:${after.api_secret}`,
+      },
     });
     expect(profile.status).toBe(200);
     expect(((await profile.json()) as { data: { user_id: string } }).data.user_id).toBe(USER);
 
     // The same status link again: the fresh token, and nothing to log in for.
-    const reopened = await page.goto(emulators.statusLink);
+    const reopened = await page.goto(world.emulators.statusLink);
     expect(reopened?.status()).toBe(200);
     const row = await rowText(page);
     expect(row).toContain(`${ACCOUNT} (${USER})`);

@@ -1,8 +1,10 @@
 // Shared browser-test wiring: a suite that needs Chromium (skipped with its reason locally when it is missing, failed
 // under CI=true so CI cannot skip it silently), one browser per file, and the checks every page must pass.
-import type { Browser, Page, Response } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { Browser, BrowserContext, Page, Response } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chromiumMissing, launchChromium, WIDTHS } from '../../testing/chromium.ts';
+import { type EmulatorsProcess, startEmulatorsProcess } from '../../testing/emulators-process.ts';
 
 export { WIDTHS } from '../../testing/chromium.ts';
 
@@ -97,4 +99,46 @@ export function expectStrictHeaders(response: Response): void {
   expect(headers['cache-control'], `cache-control of ${where}`).toBe('no-store');
   expect(headers['referrer-policy'], `referrer-policy of ${where}`).toBe('no-referrer');
   expect(headers['x-frame-options'], `x-frame-options of ${where}`).toBe('DENY');
+}
+
+/** What a browser suite over `npm run emulators` works with, set by the hooks useEmulators installs. */
+export interface EmulatorsInBrowser {
+  /** The file's one `npm run emulators` child. */
+  emulators: EmulatorsProcess;
+  /** A fresh browser context (phone width) per test. */
+  context: BrowserContext;
+  /** The daily-login document as the emulators' S3 server holds it. */
+  storedText(): Promise<string>;
+}
+
+/** Starts `npm run emulators` once for the suite and a fresh browser context per test; stops both after. */
+export function useEmulators(browser: () => Browser): EmulatorsInBrowser {
+  let s3: S3Client | undefined;
+  const world = {
+    storedText: async () => {
+      const { bucket, key } = world.emulators.s3Document;
+      const object = await (s3 as S3Client).send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      return (await object.Body?.transformToString('utf8')) ?? '';
+    },
+  } as EmulatorsInBrowser;
+  beforeAll(async () => {
+    world.emulators = await startEmulatorsProcess();
+    s3 = new S3Client({
+      region: 'ap-south-1',
+      endpoint: world.emulators.s3Endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+  });
+  afterAll(async () => {
+    s3?.destroy();
+    await world.emulators?.stop();
+  });
+  beforeEach(async () => {
+    world.context = await browser().newContext({ viewport: { width: WIDTHS.phone, height: 800 } });
+  });
+  afterEach(async () => {
+    await world.context?.close();
+  });
+  return world;
 }
