@@ -3,8 +3,8 @@
 // HTTP answer, so a browser can drive a handler such as the login callback locally.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyStructuredResultV2, LambdaFunctionURLEvent } from 'aws-lambda';
+import { listenOnLoopback } from './loopback.ts';
 
 /** A Function URL's payload limit is 6 MB; nothing local needs more than a form. */
 const MAX_BODY_BYTES = 64 * 1024;
@@ -118,14 +118,7 @@ export async function startFunctionUrlServer(options: FunctionUrlServerOptions):
   const server = createServer((req, res) => {
     handle(req, res).catch(() => res.destroy());
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server, options.port);
   let closing: Promise<void> | undefined;
   return {
     url: `http://127.0.0.1:${port}/`,

@@ -3,10 +3,10 @@
 import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { formatKiteLoginTime, nextExpiry } from '../lib/engine/expiry.ts';
 import { loginUrl } from '../lib/kite/client.ts';
 import { sandboxLoginPage } from './kite-login-page.ts';
+import { listenOnLoopback } from './loopback.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const MAX_BODY_BYTES = 64 * 1024;
@@ -480,14 +480,7 @@ export async function startKiteSandbox(options: KiteSandboxOptions): Promise<Kit
   const server = createServer((req, res) => {
     handle(req, res).catch(() => sendError(res, 500, 'GeneralException', 'Sandbox failure'));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server, options.port);
   const url = `http://127.0.0.1:${port}`;
   let closing: Promise<void> | undefined;
 

@@ -3,8 +3,8 @@
 // It also answers GetAccountSettings (GET /2016-08-19/account-settings/) with limits a test sets.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Context } from 'aws-lambda';
+import { listenOnLoopback } from './loopback.ts';
 
 export type InvokeHandler = (event: unknown, context: Context) => Promise<unknown>;
 
@@ -156,8 +156,7 @@ export async function startLambdaEmulator(options: { port?: number } = {}): Prom
       );
     }
   });
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server, options.port);
   return {
     endpoint: `http://127.0.0.1:${port}`,
     account,

@@ -4,8 +4,8 @@
 // operation; this module is the server, its faults and its test-facing controls.
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { listenOnLoopback } from './loopback.ts';
 import { DEFAULT_MESSAGES, errorAnswer, S3HttpError } from './s3/errors.ts';
 import { route } from './s3/handlers.ts';
 import { ObjectStore, type S3StoredObject } from './s3/objects.ts';
@@ -209,14 +209,7 @@ export async function startS3Emulator(options: S3EmulatorOptions = {}): Promise<
   server.requestTimeout = 0;
   server.keepAliveTimeout = 5_000;
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listenOnLoopback(server, options.port);
 
   return {
     endpoint: `http://127.0.0.1:${port}`,

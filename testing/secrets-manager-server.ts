@@ -2,8 +2,8 @@
 // can be tested unmodified: versions, staging labels, idempotency tokens, quotas and AWS's error shapes.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { listenOnLoopback } from './loopback.ts';
 
 const ACCOUNT_ID = '000000000000';
 const CURRENT = 'AWSCURRENT';
@@ -678,11 +678,7 @@ export async function startSecretsManagerEmulator(
       res.end();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server, options.port);
 
   function existing(name: string): Secret {
     const secret = state.find(name);

@@ -2,7 +2,7 @@
 // {ok: false, error_code, description, parameters}), so the Telegram channel is tested over real HTTP: the token in
 // the path, the JSON body, the inline keyboard's shape, 429 with retry_after, 5xx and 401.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './loopback.ts';
 
 export interface TelegramButton {
   text: string;
@@ -159,8 +159,7 @@ export async function startTelegramEmulator(options: { botToken: string }): Prom
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     void handle(req, res).then((status) => requests.push({ path, status, at }));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
 
   return {
     url: `http://127.0.0.1:${port}`,

@@ -2,7 +2,7 @@
 // JSON posted to each path, and can answer 404 (a deleted webhook), 429 with Retry-After, or a 5xx, the way Slack and
 // Discord do.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './loopback.ts';
 
 export interface WebhookPost {
   path: string;
@@ -83,8 +83,7 @@ export async function startWebhookEmulator(): Promise<WebhookEmulator> {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     void handle(req, res, path).then((status) => requests.push({ path, status, at }));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
 
   return {
     url: `http://127.0.0.1:${port}`,
