@@ -46,12 +46,12 @@ const SHOTS: Shot[] = [
   {
     name: 'login-failed',
     open: async (page, emulators) => {
-      // A link from four hours ago: expired, as a reminder's link is by the afternoon.
+      // A terminal's link (10 minutes) from an hour ago: expired, and still recent enough for a Log in again link.
       const expired = buildLoginLink({
         apiKey: emulators.apiKey,
         appSecret: emulators.appSecret,
         loginRoot: emulators.kiteUrl,
-        now: new Date(Date.now() - 4 * 60 * 60 * 1000),
+        now: new Date(Date.now() - 60 * 60 * 1000),
       });
       await page.goto(expired);
       await pressLogIn(page);
