@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyStructuredResultV2, LambdaFunctionURLEvent } from 'aws-lambda';
-import { listenOnLoopback } from './loopback.ts';
+import { listenOnLoopback, readBoundedBody } from './loopback.ts';
 
 /** A Function URL's payload limit is 6 MB; nothing local needs more than a form. */
 const MAX_BODY_BYTES = 64 * 1024;
@@ -23,17 +23,6 @@ export interface FunctionUrlServer {
   /** e.g. http://127.0.0.1:8704/ (with the slash, as AWS prints a Function URL). */
   readonly url: string;
   close(): Promise<void>;
-}
-
-async function readBody(req: IncomingMessage): Promise<Buffer | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) return null;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }
 
 /** Headers as Lambda passes them: lower-case names, repeated values joined by commas, cookies apart. */
@@ -104,7 +93,7 @@ function send(res: ServerResponse, result: APIGatewayProxyStructuredResultV2): v
 
 export async function startFunctionUrlServer(options: FunctionUrlServerOptions): Promise<FunctionUrlServer> {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const body = await readBody(req);
+    const body = await readBoundedBody(req, MAX_BODY_BYTES);
     if (body === null) return send(res, { statusCode: 413, body: 'Request Entity Too Large' });
     let result: APIGatewayProxyStructuredResultV2;
     try {

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { formatKiteLoginTime, nextExpiry } from '../lib/engine/expiry.ts';
 import { loginUrl } from '../lib/kite/client.ts';
 import { sandboxLoginPage } from './kite-login-page.ts';
-import { listenOnLoopback } from './loopback.ts';
+import { listenOnLoopback, readBoundedBody } from './loopback.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const MAX_BODY_BYTES = 64 * 1024;
@@ -183,17 +183,6 @@ function defaultMessage(status: number): string {
   if (status === 502) return 'Bad gateway';
   if (status === 504) return 'Gateway timeout';
   return 'Something went wrong';
-}
-
-async function readBody(req: IncomingMessage): Promise<string | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) return null;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 function takeRule<T>(rules: Rule<T>[], endpoint: string, isApi: boolean): T | undefined {
@@ -434,7 +423,7 @@ export async function startKiteSandbox(options: KiteSandboxOptions): Promise<Kit
     calls[endpoint] = (calls[endpoint] ?? 0) + 1;
     arrivals.push({ endpoint, at: performance.now() });
 
-    const body = await readBody(req);
+    const body = (await readBoundedBody(req, MAX_BODY_BYTES))?.toString('utf8') ?? null;
     if (takeRule(hangs, endpoint, isApi)) return;
     if (latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, latencyMs));
     if (body === null) return sendError(res, 413, 'InputException', 'Request body too large.');

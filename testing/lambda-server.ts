@@ -2,9 +2,9 @@
 // registered handlers in-process, so the caller helper is tested with the real LambdaClient against the real handler.
 // It also answers GetAccountSettings (GET /2016-08-19/account-settings/) with limits a test sets.
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import type { Context } from 'aws-lambda';
-import { listenOnLoopback } from './loopback.ts';
+import { listenOnLoopback, readBody } from './loopback.ts';
 
 export type InvokeHandler = (event: unknown, context: Context) => Promise<unknown>;
 
@@ -40,12 +40,6 @@ function send(
     ...headers,
   });
   res.end(text);
-}
-
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }
 
 function fakeContext(name: string): Context {

@@ -3,7 +3,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { listenOnLoopback } from './loopback.ts';
+import { listenOnLoopback, readBoundedBody } from './loopback.ts';
 
 const ACCOUNT_ID = '000000000000';
 const CURRENT = 'AWSCURRENT';
@@ -567,20 +567,6 @@ class SecretsManagerState {
   }
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > MAX_BODY_BYTES) {
-      throw new AwsError('SerializationException', 'Request body is too large.', 413);
-    }
-    chunks.push(buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
 function operationOf(req: IncomingMessage): string {
   const target = req.headers['x-amz-target'];
   return typeof target === 'string' && target.startsWith('secretsmanager.')
@@ -629,7 +615,8 @@ async function answerTo(
   operation: string,
 ): Promise<{ status: number; payload: Json }> {
   try {
-    const body = await readBody(req);
+    const body = await readBoundedBody(req, MAX_BODY_BYTES);
+    if (body === null) throw new AwsError('SerializationException', 'Request body is too large.', 413);
     if (req.method !== 'POST' || req.url !== '/' || operation === '(unknown)') {
       throw new AwsError('UnknownOperationException', 'The requested operation is not recognized.');
     }

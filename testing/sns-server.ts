@@ -1,8 +1,8 @@
 // Amazon SNS's Publish on loopback, in the awsQuery protocol the SDK client speaks (form-encoded request, XML
 // answer and XML errors), so alert tests run the real SNS client and can count and read what was published.
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { listenOnLoopback } from './loopback.ts';
+import { createServer, type ServerResponse } from 'node:http';
+import { listenOnLoopback, readBody } from './loopback.ts';
 
 export interface PublishedMessage {
   topicArn: string;
@@ -42,12 +42,6 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
   );
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 export async function startSnsEmulator(
   options: { port?: number; region?: string } = {},
 ): Promise<SnsEmulator> {
@@ -60,7 +54,7 @@ export async function startSnsEmulator(
     if (req.method !== 'POST') return sendError(res, 405, 'InvalidAction', 'Only POST is supported');
     if (!req.headers.authorization)
       return sendError(res, 403, 'MissingAuthenticationToken', 'Request is missing Authentication Token');
-    const params = new URLSearchParams(await readBody(req));
+    const params = new URLSearchParams((await readBody(req)).toString('utf8'));
     const action = params.get('Action');
     if (action !== 'Publish')
       return sendError(res, 400, 'InvalidAction', `Could not find operation ${action}`);

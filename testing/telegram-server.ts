@@ -2,7 +2,7 @@
 // {ok: false, error_code, description, parameters}), so the Telegram channel is tested over real HTTP: the token in
 // the path, the JSON body, the inline keyboard's shape, 429 with retry_after, 5xx and 401.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { listenOnLoopback } from './loopback.ts';
+import { listenOnLoopback, readBody } from './loopback.ts';
 
 export interface TelegramButton {
   text: string;
@@ -54,12 +54,6 @@ function refuse(
   answer(res, status, { ok: false, error_code: status, description, ...extra });
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 /** The inline keyboard's rows when `markup` is a valid one, or a reason it is not. */
 function keyboardOf(markup: unknown): TelegramButton[][] | string {
   if (markup === undefined) return [];
@@ -101,7 +95,7 @@ export async function startTelegramEmulator(options: { botToken: string }): Prom
     }
     let body: Record<string, unknown>;
     try {
-      body = JSON.parse(await readBody(req)) as Record<string, unknown>;
+      body = JSON.parse((await readBody(req)).toString('utf8')) as Record<string, unknown>;
     } catch {
       refuse(res, 400, "Bad Request: can't parse JSON object");
       return 400;

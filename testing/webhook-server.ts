@@ -2,7 +2,7 @@
 // JSON posted to each path, and can answer 404 (a deleted webhook), 429 with Retry-After, or a 5xx, the way Slack and
 // Discord do.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { listenOnLoopback } from './loopback.ts';
+import { listenOnLoopback, readBody } from './loopback.ts';
 
 export interface WebhookPost {
   path: string;
@@ -28,12 +28,6 @@ export interface WebhookEmulator {
   close(): Promise<void>;
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 function reply(
   res: ServerResponse,
   status: number,
@@ -52,7 +46,7 @@ export async function startWebhookEmulator(): Promise<WebhookEmulator> {
 
   const handle = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<number> => {
     if (req.method !== 'POST') return reply(res, 405, 'method_not_allowed');
-    const text = await readBody(req);
+    const text = (await readBody(req)).toString('utf8');
     const fault = faults[0];
     if (fault) {
       if (--fault.times <= 0) faults.shift();
