@@ -4,7 +4,7 @@
 // request) and Kite sandboxes (100 ms a renewal), one per account, so each account has its own key. Memory at
 // M = 100 is a child process of its own running one tick of the built scheduled handler against the same servers.
 import { createAccountRegistry } from '../lib/accounts/registry.ts';
-import { tickAccounts } from '../lib/accounts/tick.ts';
+import { NO_METRICS, tickAccounts } from '../lib/accounts/tick.ts';
 import { toIsoIst } from '../lib/engine/expiry.ts';
 import { parseTradingCalendar } from '../lib/engine/trading-calendar.ts';
 import { answerOnDemand } from '../lib/lambda/on-demand.ts';
@@ -31,11 +31,6 @@ const MEMORY_ACCOUNTS = 100;
 const CONCURRENCY = 4;
 const S3_LATENCY_MS = 10;
 const KITE_LATENCY_MS = 100;
-const noMetrics = {
-  addMetric: () => {},
-  singleMetric: () => ({ addDimension: () => {}, addMetric: () => {} }),
-};
-
 interface World {
   s3: S3Emulator;
   sm: SecretsManagerEmulator;
@@ -96,7 +91,7 @@ async function marketHoursTick(world: World, m: number) {
     tickAccounts({
       accounts,
       log: silentLog,
-      metrics: noMetrics,
+      metrics: NO_METRICS,
       concurrency: CONCURRENCY,
       now: () => MARKET_HOURS,
       verification: { calendar: WEEKDAYS_ONLY, readyCheckIst: '09:01' },
@@ -118,7 +113,7 @@ async function tickOnce(world: World, m: number, expired: boolean) {
   }, 5);
   const heapBefore = process.memoryUsage().heapUsed;
   const started = performance.now();
-  await tickAccounts({ accounts, log: silentLog, metrics: noMetrics, concurrency: CONCURRENCY });
+  await tickAccounts({ accounts, log: silentLog, metrics: NO_METRICS, concurrency: CONCURRENCY });
   const wallMs = performance.now() - started;
   clearInterval(sampler);
   return {

@@ -23,6 +23,12 @@ export interface AccountMetricsSink {
   };
 }
 
+/** Where a tick's metrics go when nobody collects them (a terminal, the bench). */
+export const NO_METRICS: AccountMetricsSink = {
+  addMetric: () => {},
+  singleMetric: () => ({ addDimension: () => {}, addMetric: () => {} }),
+};
+
 /** An account that needs a human login, for the reminder step. */
 export interface LoginNeed {
   account: Account;

@@ -6,18 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startKiteSandbox } from '../../testing/kite-sandbox.ts';
 import { createAccountRegistry } from '../accounts/registry.ts';
-import { tickAccounts } from '../accounts/tick.ts';
+import { NO_METRICS, tickAccounts } from '../accounts/tick.ts';
 import { type BrokerConfig, parseConfig } from '../engine/broker-config.ts';
 import { formatIst, toIsoIst } from '../engine/expiry.ts';
 import { KiteClient } from '../kite/client.ts';
 import { createConsoleLog } from '../shared/log.ts';
 import { maskToken } from '../shared/mask.ts';
 import type { CliIo } from './io.ts';
-
-const NO_METRICS = {
-  addMetric: () => {},
-  singleMetric: () => ({ addDimension: () => {}, addMetric: () => {} }),
-};
 
 /** Runs the demo; true when the token was refreshed and Kite (the sandbox) accepts the new one. */
 export async function runDemo(io: CliIo): Promise<boolean> {

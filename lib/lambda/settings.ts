@@ -4,6 +4,7 @@ import * as z from 'zod/mini';
 import { parseAccountsLocation } from '../accounts/location.ts';
 import { DEFAULT_REFRESH_WINDOW_MS } from '../engine/expiry.ts';
 import { parseTradingCalendar, type TradingCalendar } from '../engine/trading-calendar.ts';
+import { DEFAULT_READY_CHECK_IST } from '../engine/verdict.ts';
 import { DEFAULT_FIRST_REMINDER_IST, DEFAULT_FOLLOW_UP_IST } from '../login/reminders.ts';
 import { ConfigError } from '../shared/errors.ts';
 
@@ -16,7 +17,7 @@ export const DEFAULTS = {
   REMINDER_FOLLOW_UP_IST: DEFAULT_FOLLOW_UP_IST,
   LOGIN_ALLOW_FIRST_PIN: 'false',
   ACCOUNT_CONCURRENCY: '4',
-  READY_CHECK_IST: '09:01',
+  READY_CHECK_IST: DEFAULT_READY_CHECK_IST,
   NOTIFY_READY: 'false',
   TELEGRAM_API_URL: 'https://api.telegram.org',
 } as const;

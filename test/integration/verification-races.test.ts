@@ -4,7 +4,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createAccountRegistry } from '../../lib/accounts/registry.ts';
-import { tickAccounts } from '../../lib/accounts/tick.ts';
+import { NO_METRICS, tickAccounts } from '../../lib/accounts/tick.ts';
 import type { BrokerConfig } from '../../lib/engine/broker-config.ts';
 import { toIsoIst } from '../../lib/engine/expiry.ts';
 import { parseTradingCalendar } from '../../lib/engine/trading-calendar.ts';
@@ -20,11 +20,6 @@ import {
 const APP_SECRET = 'races-app-secret';
 const USER = 'BO0002';
 const at = (hhmm: string) => new Date(`2026-03-03T${hhmm}:00+05:30`);
-const noMetrics = {
-  addMetric: () => {},
-  singleMetric: () => ({ addDimension: () => {}, addMetric: () => {} }),
-};
-
 let fx: SandboxFixture;
 let path: string;
 
@@ -35,7 +30,7 @@ function tick(now: Date, notices: Notice[], reminded: string[][]) {
   return tickAccounts({
     accounts,
     log: captureLog(),
-    metrics: noMetrics,
+    metrics: NO_METRICS,
     concurrency: 1,
     now: () => now,
     verification: { calendar: parseTradingCalendar(undefined, undefined), readyCheckIst: '09:01' },
